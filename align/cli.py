@@ -1,0 +1,55 @@
+"""The `clevereward` console script: one dispatcher over every command of both packages.
+
+It lives in `align` because `align` may import `reward` but not the other way round. Each
+command is a module with `main(argv: list[str] | None = None)`; the first line of its
+docstring is its help. Modules are imported only when their command runs, so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("align.commands.demo", "the main job on the synthetic world: data, reward model, alignment"),
+    "data synth": ("reward.commands.data_synth", "render the synthetic preference world"),
+    "data build": ("reward.commands.data_build", "build VideoCross pairs from public datasets"),
+    "data inspect": ("reward.commands.data_inspect", "counts, ties and margins of a pair corpus"),
+    "train": ("reward.train", "train a reward model (same as `accelerate launch -m reward.train`)"),
+    "eval": ("reward.commands.evaluate", "pairwise accuracy and correlations of a reward model"),
+    "score": ("reward.commands.score", "score videos with a reward model, as JSON lines"),
+    "rerank": ("align.commands.rerank", "best-of-N: generate, score and keep the best samples"),
+    "align": ("align.commands.align", "online rounds: sample, score, build pairs, train"),
+    "align-train": ("align.train", "Diffusion-DPO / RWR fine-tuning (same as `accelerate launch -m align.train`)"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: clevereward COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `clevereward COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if len(argv) >= words and name in COMMANDS:
+            module = importlib.import_module(COMMANDS[name][0])
+            sys.argv = [f"clevereward {name}", *argv[words:]]
+            result = module.main(argv[words:])
+            return int(result or 0)
+    if argv and argv[0] not in ("-h", "--help"):
+        print(f"clevereward: unknown command {' '.join(argv[:2])!r}\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    print(_usage())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
