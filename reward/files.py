@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_dir", "write_json"]
+__all__ = ["atomic_write", "atomic_dir", "write_json", "content_hash"]
 
 
 @contextmanager
@@ -63,3 +63,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, sort_keys=False, default=str)
         f.write("\n")
+
+
+def content_hash(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """sha256 hex digest of a file's bytes: the key for de-duplication and embedding caches."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()

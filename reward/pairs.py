@@ -9,7 +9,8 @@ Pair columns (DESIGN.md), plus two score columns used by evaluation (SRCC/KRCC/P
     prompt, dimension, chosen_video, rejected_video, margin, tie, source, kind,
     chosen_score, rejected_score   normalised scores of the two videos, NaN where the source
                                    has none (pairwise votes, synthetic defects)
-Video paths are relative to the corpus's video root.
+Video paths are relative to the corpus's video root. Extra columns are allowed and kept (pairs
+built from generated samples add `chosen_latents` / `rejected_latents`).
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ def save_corpus(
     missing = {k: v for k, v in missing.items() if v}
     if missing:
         raise ValueError(f"pairs lack columns {missing}; a corpus needs {list(PAIR_COLUMNS)}")
+    # Known columns get their canonical types; extra columns (e.g. latents paths) are kept as they are.
     pairs = datasets.DatasetDict(
-        {split: ds.select_columns(list(PAIR_COLUMNS)).cast(PAIR_FEATURES) for split, ds in pairs.items()}
+        {split: ds.cast(datasets.Features({**ds.features, **PAIR_FEATURES})) for split, ds in pairs.items()}
     )
     with atomic_dir(out_dir / "pairs") as tmp:
         pairs.save_to_disk(str(tmp))
