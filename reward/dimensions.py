@@ -58,7 +58,12 @@ SOURCE_DIMENSIONS: dict[str, dict[str, str]] = {
     },
     "t2vqa": {"mos": "overall"},
     "genai_bench": {"vote": "overall"},
-    "videophy": {"sa": "text_alignment", "physics": "factual_consistency"},
+    "videophy": {
+        "sa": "text_alignment",
+        "physics": "factual_consistency",
+        "majority_sa": "text_alignment",
+        "majority_pc": "factual_consistency",
+    },
 }
 
 DEFAULT_QUESTION_TEMPLATE = "rate the {dimension} of a video of {prompt}"

@@ -86,7 +86,11 @@ def save_corpus(
         {split: ds.cast(datasets.Features({**ds.features, **PAIR_FEATURES})) for split, ds in pairs.items()}
     )
     with atomic_dir(out_dir / "pairs") as tmp:
-        pairs.save_to_disk(str(tmp))
+        # datasets writes an empty split as zero shards, which load_from_disk cannot read back:
+        # one (empty) shard keeps e.g. a validation split of fraction 0 loadable.
+        pairs.save_to_disk(
+            str(tmp), num_shards={split: 1 if len(ds) == 0 else None for split, ds in pairs.items()}
+        )
     root = Path(video_root).resolve()
     try:
         stored_root = str(root.relative_to(out_dir.resolve()))

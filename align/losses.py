@@ -1,0 +1,127 @@
+"""Alignment losses: Diffusion-DPO and reward-weighted regression, as pure tensor functions.
+
+Both take per-example denoising errors `err [B]` (from `align.cogvideox.denoising_error`: the
+x0-error of CogVideoX's v-prediction weighted by 1 / (1 - alpha_bar_t), averaged over every
+non-batch dimension) and return `(loss [B], metrics)`. The caller reduces the loss (mean) and
+logs the metrics; nothing here knows about models, schedulers or configs.
+
+Design decisions:
+- Per-example losses, so gradient accumulation and multi-process averaging stay the caller's.
+- Metrics are detached floats-in-tensors (scalars), cheap to gather and log.
+- Reward weights are detached: RWR is a weighted regression, not a policy gradient through r.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["RWR_WEIGHTINGS", "diffusion_dpo_loss", "reward_weighted_loss"]
+
+RWR_WEIGHTINGS: tuple[str, ...] = ("softmax", "exp")
+# Keeps the standardised reward finite when every reward in the batch is equal (std = 0).
+_STD_EPS = 1e-6
+
+
+def diffusion_dpo_loss(
+    policy_err_w: torch.Tensor,
+    policy_err_l: torch.Tensor,
+    ref_err_w: torch.Tensor,
+    ref_err_l: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Diffusion-DPO (Wallace et al., 2023, eq. 14) on per-example denoising errors.
+
+        inside_i = -beta / 2 * ((e_w - e_w_ref) - (e_l - e_l_ref))
+        loss_i   = -log sigmoid(inside_i)
+
+    `e_w`, `e_l` are the policy's errors on the chosen (winner) and rejected (loser) latents,
+    `e_*_ref` the frozen reference's, all at the SAME noise and timestep per pair. The loss falls
+    when the policy improves on the reference more for the winner than for the loser. With equal
+    policy and reference (LoRA B = 0 at step 0) inside = 0 and the loss is exactly log 2.
+
+    Scale of beta. The paper writes -beta * T * w(lambda_t) * (...); the reference code
+    (SalesforceAIResearch/DiffusionDPO, diffusers' research example) folds T * w(lambda_t) into
+    one constant and writes -beta / 2 * (...) on errors averaged over pixels: our `beta` is that
+    code's `beta_dpo` (5000 for SD 1.5 / SDXL with epsilon-prediction). Our errors are CogVideoX's
+    x0-errors weighted by 1 / (1 - alpha_bar), which equal the v-prediction MSE, i.e. the
+    epsilon-MSE divided by alpha_bar: the same order as epsilon-MSE except at the noisiest
+    timesteps. So beta lives on the same scale of thousands for real CogVideoX checkpoints
+    (policy-vs-reference error differences of ~1e-4 to 1e-3 after a few hundred steps). The
+    tiny random CogVideoX of the tests drifts much faster (differences ~1e-2), so its configs use
+    beta of tens to hundreds; pick beta so that beta / 2 * |difference| is O(1) during training.
+
+    Returns (loss [B], metrics) with metrics (scalars, detached):
+        implicit_acc     fraction of pairs with inside > 0 (the policy prefers the winner more
+                         than the reference does)
+        reward_margin    mean of inside (the implicit reward margin r_w - r_l)
+        reward_chosen    mean of -beta / 2 * (e_w - e_w_ref)
+        reward_rejected  mean of -beta / 2 * (e_l - e_l_ref)
+        policy_err_w, policy_err_l, ref_err_w, ref_err_l   mean errors
+    """
+    shapes = {t.shape for t in (policy_err_w, policy_err_l, ref_err_w, ref_err_l)}
+    if len(shapes) != 1 or policy_err_w.dim() != 1:
+        raise ValueError(f"diffusion_dpo_loss expects four errors of one shape [B], got {sorted(shapes)}")
+    scale = -0.5 * beta
+    reward_chosen = scale * (policy_err_w - ref_err_w)  # [B]
+    reward_rejected = scale * (policy_err_l - ref_err_l)  # [B]
+    inside = reward_chosen - reward_rejected  # [B]
+    loss = -F.logsigmoid(inside)
+    metrics = {
+        "implicit_acc": (inside > 0).float().mean(),
+        "reward_margin": inside.mean(),
+        "reward_chosen": reward_chosen.mean(),
+        "reward_rejected": reward_rejected.mean(),
+        "policy_err_w": policy_err_w.mean(),
+        "policy_err_l": policy_err_l.mean(),
+        "ref_err_w": ref_err_w.mean(),
+        "ref_err_l": ref_err_l.mean(),
+    }
+    return loss, {k: v.detach() for k, v in metrics.items()}
+
+
+def reward_weighted_loss(
+    err: torch.Tensor,
+    rewards: torch.Tensor,
+    temperature: float,
+    weighting: str = "softmax",
+    max_weight: float = 10.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Reward-weighted regression (Peters & Schaal, 2007; Lee et al., 2023 for diffusion).
+
+        loss_i = w_i * err_i,   w detached and clipped to max_weight
+
+    `weighting` picks w from the batch's rewards r [B]:
+        "softmax"  w = B * softmax(r / T): weights sum to B (mean 1), so the loss keeps the plain
+                   denoising loss's scale; T is in the reward's own units (for rewards in [0, 1],
+                   T around 0.05-0.2 favours the best samples strongly, T >> 1 is plain fine-tuning).
+        "exp"      w = exp(z / T) with z = (r - mean(r)) / std(r) (advantage-weighted regression,
+                   Peng et al., 2019): scale-free in r, T in standard deviations (0.5-2 typical);
+                   not renormalised, so a batch of equal rewards trains with weight 1.
+    `max_weight` caps any one sample's weight, so one lucky sample cannot dominate a step.
+
+    Returns (loss [B], metrics) with metrics (scalars, detached): weight_mean, weight_max,
+    reward_mean, reward_std, err (mean error).
+    """
+    if err.dim() != 1 or err.shape != rewards.shape:
+        raise ValueError(f"reward_weighted_loss expects err and rewards of one shape [B], got {err.shape}, {rewards.shape}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    rewards = rewards.detach().float()
+    if weighting == "softmax":
+        weights = rewards.numel() * torch.softmax(rewards / temperature, dim=0)
+    elif weighting == "exp":
+        z = (rewards - rewards.mean()) / rewards.std(unbiased=False).clamp_min(_STD_EPS)
+        weights = torch.exp(z / temperature)
+    else:
+        raise ValueError(f"weighting must be one of {RWR_WEIGHTINGS}, got {weighting!r}")
+    weights = weights.clamp(max=max_weight).to(err.dtype)
+    loss = weights * err
+    metrics = {
+        "weight_mean": weights.mean(),
+        "weight_max": weights.max(),
+        "reward_mean": rewards.mean(),
+        "reward_std": rewards.std(unbiased=False),
+        "err": err.detach().mean(),
+    }
+    return loss, metrics

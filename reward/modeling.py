@@ -1,0 +1,332 @@
+"""CleveReward: a dual-encoder video reward model that answers a question about a video.
+
+    r(question, video) = exp(s) · cos(P_v(f_v(video)), P_t(f_t(question)))
+
+`f_v` / `f_t` are the towers (`reward.towers`), `P_v` / `P_t` separate linear projections into a
+shared `projection_dim` space, and `s` a learned log-temperature clamped to
+[0, log(logit_scale_max)]. Cosine alone bounds a reward gap by 2 and the Bradley–Terry loss
+saturates near log(1 + e^-2); the temperature lifts that bound. The question is
+`build_question(dimension, prompt, config.question_template)`, so one model scores every dimension.
+
+Design decisions:
+- The model is a `PreTrainedModel` with `num_labels == 1` whose forward takes a chosen-first batch
+  and returns `logits [2B, 1]`: TRL's `RewardTrainer` trains it as it is.
+- The config carries the preprocessing (frames, size, mean/std, question template, dimensions);
+  the tokenizer is saved in the same folder, so a loaded model scores raw videos.
+- HF towers are built from backbone configs stored in the config (`*_tower_config`); pretrained
+  backbone weights are loaded once, by `CleveRewardModel.from_towers`, never inside `__init__`,
+  so `from_pretrained` of a trained model downloads nothing.
+- Tower modes: `full` trains the tower, `frozen` freezes it (and keeps it in eval mode, so its
+  outputs are deterministic and cacheable), `lora` adds peft LoRA adapters to that tower only
+  and trains just them. The projections and the temperature always train.
+- Questions repeat inside a batch (a pair's two videos share one): `build_inputs` tokenises each
+  unique question once and `text_index [N]` maps items to them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, inject_adapter_in_model
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from reward.dimensions import DEFAULT_QUESTION_TEMPLATE
+from reward.towers import BUILTIN_TEXT_TOWER, BUILTIN_VIDEO_TOWER, build_text_tower, build_video_tower
+from reward.video import sample_indices
+
+__all__ = ["TOWER_MODES", "CleveRewardConfig", "CleveRewardModel"]
+
+TOWER_MODES = ("full", "frozen", "lora")
+_LORA_MARKER = "lora_"  # peft's parameter-name prefix for adapter weights
+
+
+class CleveRewardConfig(PreTrainedConfig):
+    """Architecture and preprocessing of a CleveReward dual encoder (see the module docstring).
+
+    `video_tower` / `text_tower`: "conv3d" / "bag-of-words" (built in), or a Hugging Face model id or
+    path; then `*_tower_config` holds the backbone's config dict (filled by `from_towers`, or given
+    in code to build a tower from a config with no download).
+    """
+
+    model_type = "clevereward"
+
+    video_tower: str = BUILTIN_VIDEO_TOWER
+    video_tower_config: dict | None = None
+    text_tower: str = BUILTIN_TEXT_TOWER
+    text_tower_config: dict | None = None
+    # Built-in towers.
+    conv_channels: list[int] | None = None
+    patch_size: int = 4
+    vocab_size: int = 64
+    word_embedding_dim: int = 128
+    text_hidden_size: int = 256
+    # HF towers.
+    temporal_pooling: str = "mean"
+    text_pooling: str = "auto"
+    # Shared space and score.
+    projection_dim: int = 256
+    logit_scale_init: float = 10.0
+    logit_scale_max: float = 100.0
+    # How each tower trains.
+    video_tower_mode: str = "full"
+    text_tower_mode: str = "full"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"
+    # Preprocessing.
+    num_frames: int = 8
+    frame_size: list[int] | None = None
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
+    question_template: str = DEFAULT_QUESTION_TEMPLATE
+    dimensions: list[str] | None = None
+    max_text_length: int = 64
+
+    def __post_init__(self, **kwargs):
+        if self.id2label is None:
+            kwargs.setdefault("num_labels", 1)
+        self.conv_channels = list(self.conv_channels or (32, 64, 128))
+        self.frame_size = list(self.frame_size or (64, 64))
+        self.image_mean = list(self.image_mean or (0.5, 0.5, 0.5))
+        self.image_std = list(self.image_std or (0.5, 0.5, 0.5))
+        self.dimensions = list(self.dimensions or ())
+        super().__post_init__(**kwargs)
+        if self.num_labels != 1:
+            raise ValueError(f"a reward model has num_labels == 1, got {self.num_labels}")
+        for name in ("video_tower_mode", "text_tower_mode"):
+            if getattr(self, name) not in TOWER_MODES:
+                raise ValueError(f"{name} must be one of {TOWER_MODES}, got {getattr(self, name)!r}")
+
+
+class CleveRewardModel(PreTrainedModel):
+    """Dual-encoder reward model: `forward` scores N (video, question) items → `logits [N, 1]`."""
+
+    config_class = CleveRewardConfig
+    base_model_prefix = "clevereward"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = True
+
+    def __init__(self, config: CleveRewardConfig):
+        super().__init__(config)
+        for part, built_in in (("video", BUILTIN_VIDEO_TOWER), ("text", BUILTIN_TEXT_TOWER)):
+            tower = getattr(config, f"{part}_tower")
+            if tower != built_in and getattr(config, f"{part}_tower_config") is None:
+                raise ValueError(
+                    f"{part} tower {tower!r} needs its backbone config: build the model with "
+                    "CleveRewardModel.from_towers(config), which reads it from the hub or a local folder"
+                )
+        self.video_tower = build_video_tower(config)
+        self.text_tower = build_text_tower(config)
+        self.video_projection = nn.Linear(self.video_tower.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = nn.Linear(self.text_tower.hidden_size, config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
+        for tower, mode in (
+            (self.video_tower, config.video_tower_mode),
+            (self.text_tower, config.text_tower_mode),
+        ):
+            self._set_tower_mode(tower, mode)
+        self.post_init()
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_towers(cls, config: CleveRewardConfig, trust_remote_code: bool = False) -> CleveRewardModel:
+        """A new model whose HF towers start from their pretrained weights (hub id or local folder).
+
+        Fills `video_tower_config` / `text_tower_config` from the backbones when they are unset;
+        built-in towers start from random weights.
+        """
+        pretrained = {}
+        for part in ("video", "text"):
+            name = getattr(config, f"{part}_tower")
+            if name in (BUILTIN_VIDEO_TOWER, BUILTIN_TEXT_TOWER):
+                continue
+            if getattr(config, f"{part}_tower_config") is None:
+                backbone = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+                setattr(config, f"{part}_tower_config", backbone.to_dict())
+            pretrained[part] = name
+        model = cls(config)
+        for part, name in pretrained.items():
+            tower = getattr(model, f"{part}_tower")
+            loaded = AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code)
+            # A composite checkpoint (CLIP, SigLIP) holds both towers: take the one this tower wraps.
+            source = getattr(loaded, f"{'vision' if part == 'video' else 'text'}_model", loaded)
+            missing, unexpected = tower.backbone.load_state_dict(source.state_dict(), strict=False)
+            if [k for k in missing if _LORA_MARKER not in k]:
+                raise ValueError(
+                    f"{name}: pretrained weights do not fit the {part} tower (missing {missing[:5]})"
+                )
+        return model
+
+    def _set_tower_mode(self, tower: nn.Module, mode: str) -> None:
+        if mode == "lora":
+            targets = self.config.lora_target_modules
+            lora = LoraConfig(
+                r=self.config.lora_r,
+                lora_alpha=self.config.lora_alpha,
+                lora_dropout=self.config.lora_dropout,
+                target_modules=targets
+                if targets == "all-linear"
+                else [t.strip() for t in targets.split(",")],
+            )
+            inject_adapter_in_model(lora, tower)
+        for name, param in tower.named_parameters():
+            param.requires_grad_(mode == "full" or (mode == "lora" and _LORA_MARKER in name))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Built-in layers keep PyTorch's defaults (HF towers use their own init, see `smart_apply`).
+        if module is self:
+            with torch.no_grad():
+                self.logit_scale.fill_(math.log(self.config.logit_scale_init))
+        elif isinstance(module, (nn.Linear, nn.Conv3d, nn.Embedding, nn.GroupNorm, nn.LayerNorm)):
+            module.reset_parameters()
+
+    def train(self, mode: bool = True) -> CleveRewardModel:
+        """Like `nn.Module.train`, but a frozen tower stays in eval mode (deterministic, cacheable features)."""
+        super().train(mode)
+        for tower, tower_mode in (
+            (self.video_tower, self.config.video_tower_mode),
+            (self.text_tower, self.config.text_tower_mode),
+        ):
+            if tower_mode == "frozen":
+                tower.eval()
+        return self
+
+    # -- the hook shared with other reward models ---------------------------------------------
+
+    def preprocess_videos(self, videos: torch.Tensor) -> torch.Tensor:
+        """float `[N, F, C, H, W]` in [0, 1] → normalised `[N, num_frames, C, *frame_size]`, same device.
+
+        Frames are picked like `read_video`'s "uniform" sampling when F differs from `num_frames`,
+        and resized bilinearly with antialiasing when their size differs from `frame_size`. Runs
+        where `videos` are (a collator calls it on CPU; the Trainer moves the batch).
+        """
+        if not videos.is_floating_point() or videos.ndim != 5:
+            raise ValueError(
+                f"videos must be float [N, F, C, H, W] in [0, 1], got {videos.dtype} {list(videos.shape)}"
+            )
+        n, f = videos.shape[:2]
+        videos = videos.float()
+        if f != self.config.num_frames:
+            index = torch.from_numpy(sample_indices(f, self.config.num_frames)).to(videos.device)
+            videos = videos.index_select(1, index)
+        size = tuple(self.config.frame_size)
+        if tuple(videos.shape[-2:]) != size:
+            frames = videos.flatten(0, 1)  # [N, F, C, H, W] -> [N * F, C, H, W]
+            frames = F.interpolate(frames, size=size, mode="bilinear", antialias=True, align_corners=False)
+            videos = frames.unflatten(0, (n, self.config.num_frames))  # -> [N, F, C, *frame_size]
+        mean = videos.new_tensor(self.config.image_mean).view(
+            1, 1, -1, 1, 1
+        )  # broadcasts over [N, F, C, H, W]
+        std = videos.new_tensor(self.config.image_std).view(1, 1, -1, 1, 1)
+        return ((videos - mean) / std).to(self.dtype)
+
+    def tokenize(
+        self, questions: list[str], processing_class: PreTrainedTokenizerBase
+    ) -> dict[str, torch.Tensor]:
+        """`input_ids` / `attention_mask` `[Q, L]` (CPU) for `questions`, truncated to `max_text_length`."""
+        tokens = processing_class(
+            questions,
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_text_length,
+            return_tensors="pt",
+        )
+        return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
+
+    def build_inputs(
+        self, videos: torch.Tensor, questions: list[str], processing_class: PreTrainedTokenizerBase
+    ) -> dict[str, torch.Tensor]:
+        """Forward kwargs for N (video, question) items: `videos` float `[N, F, C, H, W]` in [0, 1].
+
+        Returns, on the device of `videos`, `pixel_values [N, F, C, H, W]`, `input_ids` /
+        `attention_mask [Q, L]` for the Q unique questions, and `text_index [N]` (item → question).
+        """
+        if len(questions) != videos.shape[0]:
+            raise ValueError(f"build_inputs got {videos.shape[0]} videos but {len(questions)} questions")
+        unique = list(dict.fromkeys(questions))
+        position = {q: i for i, q in enumerate(unique)}
+        tokens = self.tokenize(unique, processing_class)
+        return {
+            "pixel_values": self.preprocess_videos(videos),
+            **{name: t.to(videos.device) for name, t in tokens.items()},
+            "text_index": torch.tensor([position[q] for q in questions], device=videos.device),
+        }
+
+    def video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Video-tower output before the projection: `[N, F, C, H, W]` (preprocessed) → `[N, Dv]`."""
+        return self.video_tower(pixel_values)
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Text-tower output before the projection: `[Q, L]` → `[Q, Dt]`."""
+        return self.text_tower(input_ids, attention_mask)
+
+    def embed(
+        self, video_features: torch.Tensor, text_features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tower outputs `[N, Dv]`, `[Q, Dt]` → unit vectors in the shared space `[N, P]`, `[Q, P]`."""
+        video = F.normalize(self.video_projection(video_features), dim=-1)
+        text = F.normalize(self.text_projection(text_features), dim=-1)
+        return video, text
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        """exp(s), with s clamped to [0, log(logit_scale_max)]."""
+        return self.logit_scale.clamp(0, math.log(self.config.logit_scale_max)).exp()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        text_index: torch.Tensor | None = None,
+        video_features: torch.Tensor | None = None,
+        text_features: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        """Rewards of N (video, question) items → `logits [N, 1]`.
+
+        Videos come as `pixel_values [N, F, C, H, W]` or as cached tower outputs `video_features [N, Dv]`;
+        questions as `input_ids` / `attention_mask [Q, L]` or `text_features [Q, Dt]`, with `text_index [N]`
+        naming each item's question (default: item i asks question i). For training the batch is
+        chosen-first, `[chosen; rejected]` on dim 0. Extra kwargs (e.g. TRL's `use_cache`) are ignored.
+        """
+        if video_features is None:
+            video_features = self.video_features(pixel_values)
+        if text_features is None:
+            text_features = self.text_features(input_ids, attention_mask)
+        if text_index is None:
+            text_index = torch.arange(video_features.shape[0], device=video_features.device)
+        video, text = self.embed(video_features, text_features)  # [N, P], [Q, P]
+        logits = self.temperature * (video * text[text_index]).sum(-1, keepdim=True)  # [N, 1]
+        return SequenceClassifierOutput(logits=logits)
+
+    def score_questions(
+        self, videos: torch.Tensor, questions: list[list[str]], processing_class: PreTrainedTokenizerBase
+    ) -> torch.Tensor:
+        """Rewards of K questions per video: `videos` float `[B, F, C, H, W]` in [0, 1] → `[B, K]`.
+
+        Each video is encoded once and each distinct question once, whatever K is.
+        """
+        if len(questions) != videos.shape[0] or len({len(q) for q in questions}) > 1:
+            raise ValueError("score_questions needs one list of K questions per video, the same K for all")
+        unique = list(dict.fromkeys(q for per_video in questions for q in per_video))
+        position = {q: i for i, q in enumerate(unique)}
+        video = self.video_features(self.preprocess_videos(videos.to(self.device)))  # [B, Dv]
+        tokens = self.tokenize(unique, processing_class)
+        text = self.text_features(**{name: t.to(self.device) for name, t in tokens.items()})  # [Q, Dt]
+        video, text = self.embed(video, text)
+        rewards = self.temperature * video @ text.T  # [B, Q]
+        index = torch.tensor(
+            [[position[q] for q in per_video] for per_video in questions], device=rewards.device
+        )
+        return rewards.gather(1, index)  # [B, K]
+
+
+AutoConfig.register(CleveRewardConfig.model_type, CleveRewardConfig)
+AutoModel.register(CleveRewardConfig, CleveRewardModel)

@@ -1,0 +1,204 @@
+"""Diffusion-DPO / RWR training of the tiny CogVideoX with LoRA: real diffusers, peft and accelerate on CPU."""
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from align import cogvideox
+from align.preference import save_sample_pairs
+from align.rerank import rerank
+from align.rewards import Reward
+from align.train import (
+    AlignConfig,
+    DenoisingObjective,
+    _loss,
+    batch_indices,
+    build_pipeline,
+    example_noise,
+    load_training_data,
+    main,
+    train,
+)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "align"
+PROMPTS = ["a red circle moving left", "a blue square moving up"]
+
+
+def _brightness(videos, prompts, dimension=None):
+    return videos.mean(dim=(1, 2, 3, 4))  # [B, F, C, H, W] -> [B]
+
+
+BRIGHTNESS = Reward(name="brightness", fn=_brightness)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    """A samples folder (2 prompts x 4 candidates of the tiny generator) that is also a DPO pair corpus."""
+    out = tmp_path_factory.mktemp("samples")
+    pipe = cogvideox.load_pipeline("tiny", device="cpu")
+    rerank(pipe, PROMPTS, [BRIGHTNESS], out, n=4, num_inference_steps=2, guidance_scale=1.0, generator_name="tiny")
+    save_sample_pairs(out, strategy="all")  # 6 pairs per prompt
+    return out
+
+
+def _config(samples, tmp_path, **kw) -> AlignConfig:
+    base = dict(data=str(samples), output_dir=str(tmp_path / "run"), steps=3, train_batch_size=2, learning_rate=1e-2,
+                beta=100.0, checkpointing_steps=0, lora_rank=4, lora_alpha=4.0, seed=0)
+    return AlignConfig(**{**base, **kw})
+
+
+def _lora(transformer) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in transformer.named_parameters() if "lora_" in n}
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def _batch(config, pipe, data):
+    """The micro-batch of step 0 as train() builds it (through the same helpers)."""
+    from align.train import _micro_batch
+
+    prompts = sorted(set(data.prompts))
+    embeds = cogvideox.encode_prompts(pipe, prompts)[0]
+    return _micro_batch(data, config, embeds, {p: i for i, p in enumerate(prompts)}, 0, 0, 1, 1000, "cpu")
+
+
+def test_step0_dpo_loss_is_exactly_log2(samples, tmp_path):
+    config = _config(samples, tmp_path)
+    pipe = build_pipeline(config, "cpu")
+    data, _ = load_training_data(config)
+    loss, metrics = _loss(DenoisingObjective(pipe.transformer, pipe.scheduler), _batch(config, pipe, data), config, pipe.transformer)
+    # LoRA B = 0: policy errors equal reference errors bit for bit, so inside = 0 and loss = log 2
+    assert torch.equal(loss, torch.full_like(loss, math.log(2)))
+    assert metrics["policy_err_w"] == metrics["ref_err_w"] and metrics["policy_err_w"] > 0
+
+
+def test_exception_in_reference_pass_leaves_adapters_enabled(samples, tmp_path):
+    config = _config(samples, tmp_path)
+    pipe = build_pipeline(config, "cpu")
+    data, _ = load_training_data(config)
+    objective = DenoisingObjective(pipe.transformer, pipe.scheduler)
+    batch = _batch(config, pipe, data)
+    for p in pipe.transformer.parameters():
+        if p.requires_grad:  # make the adapter matter, so "enabled" is observable in the outputs
+            torch.nn.init.normal_(p, std=0.5)
+    with torch.no_grad():
+        tuned = objective(batch["latents"], batch["embeds"], batch["noise"], batch["timesteps"])
+    bad = dict(batch, timesteps=batch["timesteps"] + 10**6)  # out of the scheduler's range: the reference pass raises
+    with pytest.raises(IndexError):
+        _loss(objective, bad, config, pipe.transformer)
+    with torch.no_grad():
+        after = objective(batch["latents"], batch["embeds"], batch["noise"], batch["timesteps"])
+        with cogvideox.adapters_disabled(pipe.transformer):
+            base = objective(batch["latents"], batch["embeds"], batch["noise"], batch["timesteps"])
+    assert torch.equal(after, tuned)
+    assert not torch.allclose(base, tuned)
+
+
+def test_dpo_training_updates_every_lora_parameter_and_saves_a_loadable_lora(samples, tmp_path):
+    config = _config(samples, tmp_path)
+    pipe = build_pipeline(config, "cpu")
+    before = _lora(pipe.transformer)
+    summary = train(config, pipe)
+    after = _lora(pipe.transformer)
+    assert before.keys() == after.keys() and len(after) > 0
+    unchanged = [n for n in after if torch.equal(before[n], after[n])]
+    assert not unchanged, f"LoRA parameters not trained: {unchanged}"
+    log = _log(Path(config.output_dir))
+    assert [r["step"] for r in log] == [1, 2, 3]
+    assert log[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert summary["data"] == {"examples": 12, "skipped": 0, "skipped_rows": []}
+    # the saved LoRA, loaded into a fresh pipeline by diffusers, reproduces the trained transformer
+    fresh = cogvideox.load_pipeline("tiny", device="cpu", lora_weights=str(Path(config.output_dir) / "lora"))
+    x = torch.randn(1, 3, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    emb = torch.randn(1, 16, 32, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([500])
+    with torch.no_grad():
+        ours = cogvideox.denoising_error(pipe.transformer, pipe.scheduler, x, emb, x * 0.5, t)
+        theirs = cogvideox.denoising_error(fresh.transformer, fresh.scheduler, x, emb, x * 0.5, t)
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_rwr_training_weights_errors_by_reward(samples, tmp_path):
+    config = _config(samples, tmp_path, algorithm="rwr", temperature=0.5, rwr_weighting="exp")
+    pipe = build_pipeline(config, "cpu")
+    data, report = load_training_data(config)
+    assert report["examples"] == 8
+    # per-prompt z-scores: each prompt's 4 candidates have mean 0
+    z = torch.tensor(data.rewards).view(2, 4)  # [prompts, candidates] (manifest order)
+    torch.testing.assert_close(z.mean(dim=1), torch.zeros(2), atol=1e-4, rtol=0)
+    objective = DenoisingObjective(pipe.transformer, pipe.scheduler)
+    batch = _batch(config, pipe, data)
+    loss, metrics = _loss(objective, batch, config, pipe.transformer)
+    with torch.no_grad():
+        err = objective(batch["latents"], batch["embeds"], batch["noise"], batch["timesteps"])
+    zb = batch["rewards"]
+    weights = torch.exp((zb - zb.mean()) / zb.std(unbiased=False) / 0.5)
+    torch.testing.assert_close(loss.detach(), weights * err)
+    before = _lora(pipe.transformer)
+    train(config, pipe)
+    after = _lora(pipe.transformer)
+    assert all(not torch.equal(before[n], after[n]) for n in after)
+
+
+def test_batches_and_noise_are_functions_of_seed_and_position():
+    # every example once per epoch, epochs reshuffled, batches crossing epoch boundaries
+    seen = [i for step in range(5) for i in batch_indices(10, 4, step, seed=3)]  # 20 positions = 2 epochs
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
+    assert seen[:10] != seen[10:]
+    assert batch_indices(10, 4, 2, seed=3) == seen[8:12]
+    assert batch_indices(10, 4, 0, seed=4) != seen[:4]
+    a, ta = example_noise(torch.Size([3, 4, 4, 4]), 1000, seed=0, position=7)
+    b, tb = example_noise(torch.Size([3, 4, 4, 4]), 1000, seed=0, position=7)
+    c, _ = example_noise(torch.Size([3, 4, 4, 4]), 1000, seed=0, position=8)
+    assert torch.equal(a, b) and ta == tb and not torch.equal(a, c)
+
+
+def test_bad_rows_are_reported_or_skipped(samples, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(samples, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["prompts"][0]["candidates"][0]["latents"] = None  # a candidate without latents: skipped, counted
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    data, report = load_training_data(_config(broken, tmp_path, algorithm="rwr"))
+    assert report["examples"] == 7 and report["skipped"] == 1
+    assert report["skipped_rows"][0]["reason"] == "no latents"
+    missing = next((broken / "latents").glob("*.safetensors"))
+    missing.unlink()
+    with pytest.raises(FileNotFoundError, match=missing.name):
+        for i in range(len(data)):
+            data.load(i)
+    with pytest.raises(ValueError, match="algorithm"):
+        AlignConfig(algorithm="ppo")
+
+
+def test_main_reads_the_yaml_config(samples, tmp_path):
+    out = tmp_path / "cli"
+    assert main(["--config", str(CONFIGS / "tiny-dpo.yaml"), "--data", str(samples), "--output_dir", str(out),
+                 "--steps", "2", "--checkpointing_steps", "0", "--eval_steps", "0"]) == 0
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["algorithm"] == "dpo" and saved["steps"] == 2
+    assert (out / "lora" / cogvideox.LORA_WEIGHTS_NAME).is_file()
+
+
+def test_resume_continues_with_the_next_loss_of_an_uninterrupted_run(samples, tmp_path):
+    full = _config(samples, tmp_path, steps=4, output_dir=str(tmp_path / "full"))
+    train(full, build_pipeline(full, "cpu"))
+    part = replace(full, output_dir=str(tmp_path / "part"), checkpointing_steps=2, steps=2)
+    train(part, build_pipeline(part, "cpu"))
+    assert sorted(p.name for p in Path(part.output_dir).iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-2"]
+    resumed = replace(part, steps=4, resume=True)
+    summary = train(resumed, build_pipeline(resumed, "cpu"))
+    assert summary["resumed_from"] == 2
+    losses = {r["step"]: r["loss"] for r in _log(Path(full.output_dir))}
+    again = {r["step"]: r["loss"] for r in _log(Path(part.output_dir))}
+    assert sorted(again) == [1, 2, 3, 4]
+    for step in (1, 2, 3, 4):
+        assert again[step] == pytest.approx(losses[step], rel=1e-5), step

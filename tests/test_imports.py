@@ -1,0 +1,39 @@
+"""Every module imports, and every public name it lists in `__all__` exists.
+
+A module that fails to import (an undefined name, a renamed dependency) fails here first,
+with its name in the test id.
+"""
+
+import importlib
+import pkgutil
+
+import pytest
+
+import align
+import reward
+
+MODULES = sorted(
+    info.name
+    for package in (reward, align)
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}.")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_imports_and_all_names_exist(name):
+    module = importlib.import_module(name)
+    for public in getattr(module, "__all__", ()):
+        assert hasattr(module, public), f"{name}.__all__ names {public!r}, which it does not define"
+
+
+@pytest.mark.parametrize("package", [reward])
+def test_lazy_package_exports_resolve(package):
+    for public in package.__all__:
+        assert getattr(package, public) is not None
+
+
+def test_cli_lists_only_importable_commands():
+    from align.cli import COMMANDS
+
+    for name, (module, _help) in COMMANDS.items():
+        assert callable(importlib.import_module(module).main), name
