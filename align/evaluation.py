@@ -55,7 +55,13 @@ def sample_and_score(
     rows_prompts = [p for p in prompts for _ in seeds]
     rows_seeds = [s for _ in prompts for s in seeds]
     batch = cogvideox.generate(
-        pipe, rows_prompts, rows_seeds, num_inference_steps, guidance_scale, batch_size=batch_size, **generate_kwargs
+        pipe,
+        rows_prompts,
+        rows_seeds,
+        num_inference_steps,
+        guidance_scale,
+        batch_size=batch_size,
+        **generate_kwargs,
     )
     scores = {reward.name: reward(batch.videos, rows_prompts).tolist() for reward in rewards}
     return {"prompts": rows_prompts, "seeds": rows_seeds, "videos": batch.videos, "scores": scores}
@@ -98,7 +104,12 @@ def compare_base_tuned(
     with cogvideox.adapters_disabled(pipe.transformer):
         base = sample_and_score(pipe, prompts, seeds, rewards, **sample_kwargs)
     tuned = sample_and_score(pipe, prompts, seeds, rewards, **sample_kwargs)
-    result: dict = {"prompts": list(prompts), "seeds": list(seeds), "training_reward": training_reward, "rewards": {}}
+    result: dict = {
+        "prompts": list(prompts),
+        "seeds": list(seeds),
+        "training_reward": training_reward,
+        "rewards": {},
+    }
     for name in names:
         b = summarize_scores(base["scores"][name], len(prompts), len(seeds))
         t = summarize_scores(tuned["scores"][name], len(prompts), len(seeds))
@@ -123,7 +134,11 @@ def compare_base_tuned(
 def format_comparison(result: dict) -> str:
     """A plain-text table: per reward the base and tuned means with their seed spreads, and the gain."""
     header = f"{'reward':<28} {'base':>16} {'tuned':>16} {'gain':>9}  note"
-    lines = [f"{len(result['prompts'])} held-out prompts x {len(result['seeds'])} seeds", header, "-" * len(header)]
+    lines = [
+        f"{len(result['prompts'])} held-out prompts x {len(result['seeds'])} seeds",
+        header,
+        "-" * len(header),
+    ]
     for name, entry in result["rewards"].items():
         b, t = entry["base"], entry["tuned"]
         notes = ["trained on" if entry["trained_on"] else "independent"]

@@ -41,15 +41,16 @@ def diffusion_dpo_loss(
     policy and reference (LoRA B = 0 at step 0) inside = 0 and the loss is exactly log 2.
 
     Scale of beta. The paper writes -beta * T * w(lambda_t) * (...); the reference code
-    (SalesforceAIResearch/DiffusionDPO, diffusers' research example) folds T * w(lambda_t) into
-    one constant and writes -beta / 2 * (...) on errors averaged over pixels: our `beta` is that
-    code's `beta_dpo` (5000 for SD 1.5 / SDXL with epsilon-prediction). Our errors are CogVideoX's
-    x0-errors weighted by 1 / (1 - alpha_bar), which equal the v-prediction MSE, i.e. the
-    epsilon-MSE divided by alpha_bar: the same order as epsilon-MSE except at the noisiest
-    timesteps. So beta lives on the same scale of thousands for real CogVideoX checkpoints
-    (policy-vs-reference error differences of ~1e-4 to 1e-3 after a few hundred steps). The
-    tiny random CogVideoX of the tests drifts much faster (differences ~1e-2), so its configs use
-    beta of tens to hundreds; pick beta so that beta / 2 * |difference| is O(1) during training.
+    (SalesforceAIResearch/DiffusionDPO, diffusers' research example) folds T * w(lambda_t) and
+    the 1/2 into one constant on errors averaged over pixels: our `beta` is that code's
+    `beta_dpo` (5000 for SD 1.5 / SDXL with epsilon-prediction), i.e. the paper's beta * T = beta / 2
+    with w constant. Our errors are CogVideoX's x0-errors weighted by 1 / (1 - alpha_bar), which
+    equal the v-prediction MSE = epsilon-MSE / alpha_bar: the paper's scale, so for pretrained
+    CogVideoX start in the paper's range (1000-5000; not measured here, no GPU). Measured on the
+    tiny random CogVideoX (tests, lr 1e-2): (e - e_ref) is ~1e-3 after a few steps and 4e-2 to
+    7e-2 after 400, the pair difference inside the brackets ~2.5e-2, so beta = 100 puts the
+    logit near 1 (beta = 1000-5000 saturates the sigmoid there). Rule: choose beta so that the
+    logged `reward_margin` stays O(1).
 
     Returns (loss [B], metrics) with metrics (scalars, detached):
         implicit_acc     fraction of pairs with inside > 0 (the policy prefers the winner more
@@ -86,6 +87,7 @@ def reward_weighted_loss(
     temperature: float,
     weighting: str = "softmax",
     max_weight: float = 10.0,
+    batch_rewards: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Reward-weighted regression (Peters & Schaal, 2007; Lee et al., 2023 for diffusion).
 
@@ -99,19 +101,30 @@ def reward_weighted_loss(
                    Peng et al., 2019): scale-free in r, T in standard deviations (0.5-2 typical);
                    not renormalised, so a batch of equal rewards trains with weight 1.
     `max_weight` caps any one sample's weight, so one lucky sample cannot dominate a step.
+    `batch_rewards` [N]: the rewards of the whole batch the weights are normalised over (B, mean
+    and std above become those of `batch_rewards`), e.g. the global batch when each of several
+    processes holds a slice; default `rewards`. So N processes weight exactly like one.
 
     Returns (loss [B], metrics) with metrics (scalars, detached): weight_mean, weight_max,
-    reward_mean, reward_std, err (mean error).
+    reward_mean, err (mean error).
     """
     if err.dim() != 1 or err.shape != rewards.shape:
-        raise ValueError(f"reward_weighted_loss expects err and rewards of one shape [B], got {err.shape}, {rewards.shape}")
+        raise ValueError(
+            f"reward_weighted_loss expects err and rewards of one shape [B], got {err.shape}, {rewards.shape}"
+        )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     rewards = rewards.detach().float()
+    pool = rewards if batch_rewards is None else batch_rewards.detach().float().to(rewards.device)
     if weighting == "softmax":
-        weights = rewards.numel() * torch.softmax(rewards / temperature, dim=0)
+        # B * softmax(r / T) over the pool, for this slice's rewards
+        weights = (
+            pool.numel()
+            * torch.exp((rewards - pool.max()) / temperature)
+            / torch.exp((pool - pool.max()) / temperature).sum()
+        )
     elif weighting == "exp":
-        z = (rewards - rewards.mean()) / rewards.std(unbiased=False).clamp_min(_STD_EPS)
+        z = (rewards - pool.mean()) / pool.std(unbiased=False).clamp_min(_STD_EPS)
         weights = torch.exp(z / temperature)
     else:
         raise ValueError(f"weighting must be one of {RWR_WEIGHTINGS}, got {weighting!r}")
@@ -121,7 +134,6 @@ def reward_weighted_loss(
         "weight_mean": weights.mean(),
         "weight_max": weights.max(),
         "reward_mean": rewards.mean(),
-        "reward_std": rewards.std(unbiased=False),
         "err": err.detach().mean(),
     }
     return loss, metrics

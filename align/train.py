@@ -74,27 +74,41 @@ class AlignConfig:
     # model
     generator: str = field(
         default="tiny",
-        metadata={"help": "Generator to fine-tune: `tiny` (random tiny CogVideoX, CPU) or a CogVideoX folder / hub id."},
+        metadata={
+            "help": "Generator to fine-tune: `tiny` (random tiny CogVideoX, CPU) or a CogVideoX folder / hub id."
+        },
     )
     # data
     data: str | None = field(
         default=None,
-        metadata={"help": "DPO: a pair corpus from `align.preference`; RWR: a samples folder (manifest) from `clevereward rerank`."},
+        metadata={
+            "help": "DPO: a pair corpus from `align.preference`; RWR: a samples folder (manifest) from `clevereward rerank`."
+        },
     )
     algorithm: str = field(default="dpo", metadata={"help": f"Training objective: one of {ALGORITHMS}."})
     beta: float = field(
-        default=500.0,
-        metadata={"help": "Diffusion-DPO beta (see align.losses.diffusion_dpo_loss): thousands for real CogVideoX, tens to hundreds for the tiny one."},
+        default=100.0,
+        metadata={
+            "help": "Diffusion-DPO beta (see align.losses.diffusion_dpo_loss): thousands for real CogVideoX, tens to hundreds for the tiny one."
+        },
     )
-    temperature: float = field(default=0.1, metadata={"help": "RWR temperature (reward units for softmax, standard deviations for exp)."})
-    rwr_weighting: str = field(default="softmax", metadata={"help": f"RWR weights from rewards: one of {RWR_WEIGHTINGS}."})
+    temperature: float = field(
+        default=0.1,
+        metadata={"help": "RWR temperature (reward units for softmax, standard deviations for exp)."},
+    )
+    rwr_weighting: str = field(
+        default="softmax", metadata={"help": f"RWR weights from rewards: one of {RWR_WEIGHTINGS}."}
+    )
     rwr_max_weight: float = field(default=10.0, metadata={"help": "RWR: cap on any one example's weight."})
     rwr_per_prompt: bool = field(
         default=True,
-        metadata={"help": "RWR: z-score rewards within each prompt's candidates first (rewards of different prompts are not comparable)."},
+        metadata={
+            "help": "RWR: z-score rewards within each prompt's candidates first (rewards of different prompts are not comparable)."
+        },
     )
     reward_name: str | None = field(
-        default=None, metadata={"help": "RWR: which manifest score to weight by (default: the manifest's ranking reward)."}
+        default=None,
+        metadata={"help": "RWR: which manifest score to weight by (default: the manifest's ranking reward)."},
     )
     # LoRA
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank."})
@@ -104,36 +118,69 @@ class AlignConfig:
         metadata={"help": "Transformer modules that get LoRA adapters."},
     )
     # optimisation
-    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the LoRA parameters."})
+    learning_rate: float = field(
+        default=1e-4, metadata={"help": "AdamW learning rate of the LoRA parameters."}
+    )
     adam_weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
     lr_warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps, then constant."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
     steps: int = field(default=100, metadata={"help": "Optimizer steps to train for."})
-    train_batch_size: int = field(default=2, metadata={"help": "Pairs (DPO) or samples (RWR) per process per micro-step."})
+    train_batch_size: int = field(
+        default=2, metadata={"help": "Pairs (DPO) or samples (RWR) per process per micro-step."}
+    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-steps per optimizer step."})
     mixed_precision: str | None = field(
         default=None,
-        metadata={"help": "`no`, `fp16` or `bf16` (default: the accelerate launch config's): frozen weights are cast to it, LoRA stays fp32."},
+        metadata={
+            "help": "`no`, `fp16` or `bf16` (default: the accelerate launch config's): frozen weights are cast to it, LoRA stays fp32."
+        },
     )
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute transformer activations in backward."})
-    use_8bit_adam: bool = field(default=False, metadata={"help": "bitsandbytes AdamW8bit (CUDA) instead of torch AdamW."})
-    seed: int = field(default=0, metadata={"help": "Seed of batches, noise, timesteps and the LoRA initialisation."})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute transformer activations in backward."}
+    )
+    use_8bit_adam: bool = field(
+        default=False, metadata={"help": "bitsandbytes AdamW8bit (CUDA) instead of torch AdamW."}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "Seed of batches, noise, timesteps and the LoRA initialisation."}
+    )
     # outputs
-    output_dir: str = field(default="outputs/align", metadata={"help": "Where checkpoints, log.jsonl and lora/ go."})
-    checkpointing_steps: int = field(default=50, metadata={"help": "Save a resumable checkpoint every this many steps (0: never)."})
-    resume: bool = field(default=False, metadata={"help": "Resume from the latest checkpoint in output_dir (same as --resume_from_checkpoint latest)."})
+    output_dir: str = field(
+        default="outputs/align", metadata={"help": "Where checkpoints, log.jsonl and lora/ go."}
+    )
+    checkpointing_steps: int = field(
+        default=50, metadata={"help": "Save a resumable checkpoint every this many steps (0: never)."}
+    )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume from the latest checkpoint in output_dir (same as --resume_from_checkpoint latest)."
+        },
+    )
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "`latest` or a checkpoint folder to resume from."}
     )
-    logging_steps: int = field(default=1, metadata={"help": "Log (log.jsonl and trackers) every this many steps."})
-    report_to: str = field(default="none", metadata={"help": "Trackers for accelerate: `none`, `wandb`, `tensorboard`, `all`."})
+    logging_steps: int = field(
+        default=1, metadata={"help": "Log (log.jsonl and trackers) every this many steps."}
+    )
+    report_to: str = field(
+        default="none", metadata={"help": "Trackers for accelerate: `none`, `wandb`, `tensorboard`, `all`."}
+    )
     # evaluation during training
-    eval_steps: int = field(default=0, metadata={"help": "Sample and score the eval prompts every this many steps (0: never)."})
-    eval_reward: str | None = field(default=None, metadata={"help": "Reward spec for evaluation (`rule:color_match`, a model folder)."})
+    eval_steps: int = field(
+        default=0, metadata={"help": "Sample and score the eval prompts every this many steps (0: never)."}
+    )
+    eval_reward: str | None = field(
+        default=None, metadata={"help": "Reward spec for evaluation (`rule:color_match`, a model folder)."}
+    )
     eval_prompts: list[str] | None = field(default=None, metadata={"help": "Prompts sampled at evaluation."})
-    eval_seeds: list[int] = field(default_factory=lambda: [0, 1], metadata={"help": "Seeds sampled per eval prompt."})
+    eval_seeds: list[int] = field(
+        default_factory=lambda: [0, 1], metadata={"help": "Seeds sampled per eval prompt."}
+    )
     eval_num_inference_steps: int = field(default=50, metadata={"help": "Sampling steps at evaluation."})
-    eval_guidance_scale: float = field(default=6.0, metadata={"help": "Classifier-free guidance scale at evaluation (1: none)."})
+    eval_guidance_scale: float = field(
+        default=6.0, metadata={"help": "Classifier-free guidance scale at evaluation (1: none)."}
+    )
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -155,7 +202,9 @@ def _read_latents(path: Path, where: str) -> torch.Tensor:
         raise ValueError(f"{where}: {path} has no {LATENTS_KEY!r} tensor (keys: {sorted(tensors)})")
     latents = tensors[LATENTS_KEY]
     if latents.dim() != 4:
-        raise ValueError(f"{where}: {path} holds latents of shape {tuple(latents.shape)}, expected [F, C, h, w]")
+        raise ValueError(
+            f"{where}: {path} holds latents of shape {tuple(latents.shape)}, expected [F, C, h, w]"
+        )
     return latents
 
 
@@ -206,7 +255,9 @@ def load_training_data(config: AlignConfig) -> tuple[PreferenceLatents | ScoredL
         split = corpus.pairs["train"]
         for column in ("chosen_latents", "rejected_latents"):
             if column not in split.column_names:
-                raise ValueError(f"{config.data}: pairs have no {column!r} column (build them with align.preference)")
+                raise ValueError(
+                    f"{config.data}: pairs have no {column!r} column (build them with align.preference)"
+                )
         prompts, chosen, rejected = [], [], []
         for i, row in enumerate(split):
             if not row["chosen_latents"] or not row["rejected_latents"]:
@@ -228,9 +279,13 @@ def load_training_data(config: AlignConfig) -> tuple[PreferenceLatents | ScoredL
             for cand in entry["candidates"]:
                 where = f"prompt {entry['index']} candidate {cand['candidate']}"
                 if name not in cand["scores"]:
-                    raise ValueError(f"{config.data}: {where} has no score {name!r} (scores: {sorted(cand['scores'])})")
+                    raise ValueError(
+                        f"{config.data}: {where} has no score {name!r} (scores: {sorted(cand['scores'])})"
+                    )
                 if cand["latents"] is None or cand["scores"][name] is None:
-                    skipped.append({"row": where, "reason": "no latents" if cand["latents"] is None else "no score"})
+                    skipped.append(
+                        {"row": where, "reason": "no latents" if cand["latents"] is None else "no score"}
+                    )
                     continue
                 prompts.append(entry["prompt"])
                 paths.append(root / cand["latents"])
@@ -241,7 +296,9 @@ def load_training_data(config: AlignConfig) -> tuple[PreferenceLatents | ScoredL
             rewards = normalize_per_prompt(torch.tensor(rewards), prompts).tolist()
         data = ScoredLatents(prompts, paths, rewards)
     if len(data) == 0:
-        raise ValueError(f"{config.data}: no usable training examples ({len(skipped)} skipped: {skipped[:3]})")
+        raise ValueError(
+            f"{config.data}: no usable training examples ({len(skipped)} skipped: {skipped[:3]})"
+        )
     return data, {"examples": len(data), "skipped": len(skipped), "skipped_rows": skipped}
 
 
@@ -262,7 +319,9 @@ def batch_indices(num_examples: int, global_batch: int, micro_step: int, seed: i
     return indices
 
 
-def example_noise(shape: torch.Size, num_train_timesteps: int, seed: int, position: int) -> tuple[torch.Tensor, int]:
+def example_noise(
+    shape: torch.Size, num_train_timesteps: int, seed: int, position: int
+) -> tuple[torch.Tensor, int]:
     """Noise [F, C, h, w] and a timestep for the example at global `position`: a function of (seed, position) only."""
     gen = torch.Generator().manual_seed(seed * _SEED_STRIDE + position)
     noise = torch.randn(shape, generator=gen)
@@ -283,19 +342,28 @@ class DenoisingObjective(nn.Module):
         self.scheduler = scheduler
 
     def forward(self, latents, prompt_embeds, noise, timesteps) -> torch.Tensor:
-        return cogvideox.denoising_error(self.transformer, self.scheduler, latents, prompt_embeds, noise, timesteps)
+        return cogvideox.denoising_error(
+            self.transformer, self.scheduler, latents, prompt_embeds, noise, timesteps
+        )
 
 
-def build_pipeline(config: AlignConfig, device: str | torch.device | None = None, mixed_precision: str | None = None):
+def build_pipeline(
+    config: AlignConfig, device: str | torch.device | None = None, mixed_precision: str | None = None
+):
     """The generator pipeline with LoRA adapters on its transformer (zero-initialised B: policy = base).
 
     Frozen weights are loaded in the mixed-precision dtype (float32 for `no`); LoRA stays float32.
     """
     dtype = _weight_dtype(mixed_precision or config.mixed_precision)
-    pipe = cogvideox.load_pipeline(config.generator, dtype=dtype, device=None if device is None else str(device))
+    pipe = cogvideox.load_pipeline(
+        config.generator, dtype=dtype, device=None if device is None else str(device)
+    )
     torch.manual_seed(config.seed)  # LoRA A's initialisation
     cogvideox.add_lora(
-        pipe.transformer, rank=config.lora_rank, alpha=config.lora_alpha, target_modules=tuple(config.lora_target_modules)
+        pipe.transformer,
+        rank=config.lora_rank,
+        alpha=config.lora_alpha,
+        target_modules=tuple(config.lora_target_modules),
     )
     return pipe
 
@@ -312,7 +380,10 @@ def _resolve_checkpoint(config: AlignConfig) -> Path | None:
         if not path.is_dir():
             raise FileNotFoundError(f"--resume_from_checkpoint {path}: no such checkpoint folder")
         return path
-    found = sorted(Path(config.output_dir).glob(f"{CHECKPOINT_PREFIX}*"), key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)))
+    found = sorted(
+        Path(config.output_dir).glob(f"{CHECKPOINT_PREFIX}*"),
+        key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)),
+    )
     return found[-1] if found else None  # nothing saved yet: start fresh
 
 
@@ -351,8 +422,17 @@ def _truncate_log(path: Path, step: int) -> None:
         f.write("".join(f"{line}\n" for line in kept))
 
 
-def _micro_batch(data, config: AlignConfig, embeds: torch.Tensor, prompt_index: dict[str, int], micro_step: int,
-                 process_index: int, num_processes: int, num_train_timesteps: int, device) -> dict[str, torch.Tensor]:
+def _micro_batch(
+    data,
+    config: AlignConfig,
+    embeds: torch.Tensor,
+    prompt_index: dict[str, int],
+    micro_step: int,
+    process_index: int,
+    num_processes: int,
+    num_train_timesteps: int,
+    device,
+) -> dict[str, torch.Tensor]:
     """This process's slice of the global batch of `micro_step`, with its noise and timesteps, on `device`."""
     per_device = config.train_batch_size
     global_batch = per_device * num_processes
@@ -367,7 +447,9 @@ def _micro_batch(data, config: AlignConfig, embeds: torch.Tensor, prompt_index: 
         else:
             chosen = data.load(index)
             rows["rewards"].append(data.rewards[index])
-        noise, timestep = example_noise(chosen.shape, num_train_timesteps, config.seed, micro_step * global_batch + j)
+        noise, timestep = example_noise(
+            chosen.shape, num_train_timesteps, config.seed, micro_step * global_batch + j
+        )
         rows["latents"].append(chosen)
         rows["noise"].append(noise)
         rows["timesteps"].append(timestep)
@@ -382,14 +464,27 @@ def _micro_batch(data, config: AlignConfig, embeds: torch.Tensor, prompt_index: 
         batch["rejected"] = torch.stack(rows["rejected"])  # [b, F, C, h, w]
     if rows["rewards"]:
         batch["rewards"] = torch.tensor(rows["rewards"], dtype=torch.float32)  # [b]
+        # RWR normalises weights over the global batch, so N processes weight exactly like one
+        batch["batch_rewards"] = torch.tensor(
+            [data.rewards[i] for i in indices], dtype=torch.float32
+        )  # [b * N]
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def _loss(objective, batch: dict[str, torch.Tensor], config: AlignConfig, transformer) -> tuple[torch.Tensor, dict]:
+def _loss(
+    objective, batch: dict[str, torch.Tensor], config: AlignConfig, transformer
+) -> tuple[torch.Tensor, dict]:
     """Per-example loss [b] and metrics of one micro-batch (DPO: one [chosen; rejected] pass each for policy and reference)."""
     if config.algorithm == "rwr":
         err = objective(batch["latents"], batch["embeds"], batch["noise"], batch["timesteps"])  # [b]
-        return reward_weighted_loss(err, batch["rewards"], config.temperature, config.rwr_weighting, config.rwr_max_weight)
+        return reward_weighted_loss(
+            err,
+            batch["rewards"],
+            config.temperature,
+            config.rwr_weighting,
+            config.rwr_max_weight,
+            batch["batch_rewards"],
+        )
     latents = torch.cat([batch["latents"], batch["rejected"]])  # [2b, F, C, h, w], chosen first
     noise = torch.cat([batch["noise"], batch["noise"]])  # [2b, F, C, h, w]: a pair shares its noise
     timesteps = torch.cat([batch["timesteps"], batch["timesteps"]])  # [2b]
@@ -432,6 +527,8 @@ def train(config: AlignConfig, pipe=None) -> dict:
     prompt_index = {p: i for i, p in enumerate(unique_prompts)}
     with torch.no_grad():
         embeds = cogvideox.encode_prompts(pipe, unique_prompts)[0].to("cpu", torch.float32)  # [P, L, D]
+    text_device = pipe.text_encoder.device
+    pipe.text_encoder.to("cpu")  # T5-XXL is 9.5 GB: off the GPU while training; back for sampling
 
     params = [p for p in transformer.parameters() if p.requires_grad]
     if config.use_8bit_adam:
@@ -444,7 +541,9 @@ def train(config: AlignConfig, pipe=None) -> dict:
     lr_scheduler = get_scheduler(
         "constant_with_warmup", optimizer, num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes
     )
-    objective, optimizer, lr_scheduler = accelerator.prepare(DenoisingObjective(transformer, pipe.scheduler), optimizer, lr_scheduler)
+    objective, optimizer, lr_scheduler = accelerator.prepare(
+        DenoisingObjective(transformer, pipe.scheduler), optimizer, lr_scheduler
+    )
 
     start_step = 0
     checkpoint = _resolve_checkpoint(config)
@@ -459,13 +558,26 @@ def train(config: AlignConfig, pipe=None) -> dict:
 
     num_train_timesteps = pipe.scheduler.config.num_train_timesteps
     objective.train()
-    progress = tqdm(range(start_step, config.steps), desc=f"align {config.algorithm}", disable=not accelerator.is_main_process)
+    progress = tqdm(
+        range(start_step, config.steps),
+        desc=f"align {config.algorithm}",
+        disable=not accelerator.is_main_process,
+    )
     last: dict = {}
     for step in progress:
         sums: dict[str, float] = {}
         for k in range(config.gradient_accumulation_steps):
-            batch = _micro_batch(data, config, embeds, prompt_index, step * config.gradient_accumulation_steps + k,
-                                 accelerator.process_index, accelerator.num_processes, num_train_timesteps, accelerator.device)
+            batch = _micro_batch(
+                data,
+                config,
+                embeds,
+                prompt_index,
+                step * config.gradient_accumulation_steps + k,
+                accelerator.process_index,
+                accelerator.num_processes,
+                num_train_timesteps,
+                accelerator.device,
+            )
             with accelerator.accumulate(objective):
                 loss, metrics = _loss(objective, batch, config, transformer)
                 accelerator.backward(loss.mean())
@@ -489,10 +601,17 @@ def train(config: AlignConfig, pipe=None) -> dict:
         if config.checkpointing_steps and done % config.checkpointing_steps == 0:
             _save_checkpoint(accelerator, output_dir, done)
         if config.eval_steps and done % config.eval_steps == 0:
-            _evaluate_during_training(accelerator, pipe, config, done)
+            _evaluate_during_training(accelerator, pipe, config, done, text_device)
 
     accelerator.wait_for_everyone()
-    summary = {"algorithm": config.algorithm, "steps": config.steps, "resumed_from": start_step, "last": last, "data": data_report}
+    pipe.text_encoder.to(text_device)
+    summary = {
+        "algorithm": config.algorithm,
+        "steps": config.steps,
+        "resumed_from": start_step,
+        "last": last,
+        "data": data_report,
+    }
     if accelerator.is_main_process:
         cogvideox.save_lora(accelerator.unwrap_model(objective).transformer, output_dir / LORA_DIR)
         write_json(output_dir / "summary.json", summary)
@@ -500,7 +619,7 @@ def train(config: AlignConfig, pipe=None) -> dict:
     return summary
 
 
-def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int) -> None:
+def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int, text_device) -> None:
     """Main process: sample the eval prompts x seeds with the current policy, log the mean reward (and videos to wandb)."""
     if accelerator.is_main_process:
         from align.evaluation import sample_and_score
@@ -508,6 +627,7 @@ def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int)
 
         reward = resolve_reward(config.eval_reward)
         pipe.transformer.eval()
+        pipe.text_encoder.to(text_device)
         result = sample_and_score(
             pipe,
             list(config.eval_prompts),
@@ -516,6 +636,7 @@ def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int)
             num_inference_steps=config.eval_num_inference_steps,
             guidance_scale=config.eval_guidance_scale,
         )
+        pipe.text_encoder.to("cpu")
         pipe.transformer.train()
         scores = result["scores"][reward.name]
         record = {"step": step, f"eval/{reward.name}": float(torch.tensor(scores).mean())}

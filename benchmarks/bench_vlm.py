@@ -92,9 +92,17 @@ def main() -> None:
             command = [sys.executable, __file__, "--measure", str(folder), *sys.argv[1:]]
             result = subprocess.run(command, check=True, capture_output=True, text=True)
             measured = json.loads(result.stdout.strip().splitlines()[-1])
-            rows[name] = (frames, size, video_tokens(frames, size, size, geometry), measured["rate"], measured["memory"])
+            rows[name] = (
+                frames,
+                size,
+                video_tokens(frames, size, size, geometry),
+                measured["rate"],
+                measured["memory"],
+            )
 
-    print(f"tiny Qwen2-VL reward model, CPU, {args.threads} threads, {args.videos} videos, batch {args.batch_size}")
+    print(
+        f"tiny Qwen2-VL reward model, CPU, {args.threads} threads, {args.videos} videos, batch {args.batch_size}"
+    )
     print(f"{'budget':<8}{'frames':>7}{'size':>6}{'tokens':>8}{'videos/s':>10}{'peak RSS rise MiB':>19}")
     for name, (frames, size, tokens, rate, memory) in rows.items():
         print(f"{name:<8}{frames:>7}{size:>6}{tokens:>8}{rate:>10.2f}{memory / 2**20:>19.1f}")

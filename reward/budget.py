@@ -135,7 +135,9 @@ def settings_within(
     return [setting for setting in settings if setting.tokens <= budget]
 
 
-def _check_options(geometry: VisionGeometry, frame_options: Sequence[int], size_options: Sequence[int]) -> None:
+def _check_options(
+    geometry: VisionGeometry, frame_options: Sequence[int], size_options: Sequence[int]
+) -> None:
     bad_frames = [f for f in frame_options if f < 1 or f % geometry.temporal_patch_size]
     bad_sizes = [s for s in size_options if s < geometry.factor or s % geometry.factor]
     if bad_frames or bad_sizes or not frame_options or not size_options:
@@ -229,8 +231,9 @@ def scorer_accuracy(scorer, corpus, split: str, progress: bool = False) -> Calla
 
 def default_grid(geometry: VisionGeometry, frame_size: Sequence[int]) -> tuple[list[int], list[int]]:
     """Frames t, 2t, 4t, ... up to 32, and sizes p·m, 2·p·m, ... up to the model's trained `frame_size`."""
-    frames = [geometry.temporal_patch_size * 2**i for i in range(MAX_DEFAULT_FRAMES.bit_length())]
-    frames = [f for f in frames if f <= MAX_DEFAULT_FRAMES]
+    frames = [geometry.temporal_patch_size]
+    while frames[-1] * 2 <= MAX_DEFAULT_FRAMES:
+        frames.append(frames[-1] * 2)
     largest = max(geometry.factor, max(frame_size) // geometry.factor * geometry.factor)
     return frames, list(range(geometry.factor, largest + 1, geometry.factor))
 
@@ -263,5 +266,7 @@ def format_sweep(sweep: BudgetSweep) -> str:
     for trial in sweep.trials:
         mark = "  <- best" if trial.setting == sweep.best else ""
         s = trial.setting
-        lines.append(f"{trial.phase:<10}  {s.num_frames:>6}  {s.size:>4}  {s.tokens:>6}  {trial.accuracy:>8.4f}{mark}")
+        lines.append(
+            f"{trial.phase:<10}  {s.num_frames:>6}  {s.size:>4}  {s.tokens:>6}  {trial.accuracy:>8.4f}{mark}"
+        )
     return "\n".join(lines)

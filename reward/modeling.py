@@ -17,8 +17,10 @@ Design decisions:
   backbone weights are loaded once, by `CleveRewardModel.from_towers`, never inside `__init__`,
   so `from_pretrained` of a trained model downloads nothing.
 - Tower modes: `full` trains the tower, `frozen` freezes it (and keeps it in eval mode, so its
-  outputs are deterministic and cacheable), `lora` adds peft LoRA adapters to that tower only
-  and trains just them. The projections and the temperature always train.
+  outputs are deterministic and cacheable; pair it with mean temporal pooling, as a frozen
+  temporal transformer stays random), `lora` adds peft LoRA adapters to that tower only and
+  trains them plus any layer the tower adds around a pretrained backbone (temporal transformer).
+  The projections and the temperature always train.
 - Questions repeat inside a batch (a pair's two videos share one): `build_inputs` tokenises each
   unique question once and `text_index [N]` maps items to them.
 """
@@ -139,7 +141,9 @@ class CleveRewardModel(PreTrainedModel):
         """A new model whose HF towers start from their pretrained weights (hub id or local folder).
 
         Fills `video_tower_config` / `text_tower_config` from the backbones when they are unset;
-        built-in towers start from random weights.
+        built-in towers start from random weights. Weights load into the plain backbone (the
+        backbone class reads a composite CLIP / SigLIP checkpoint too), then the tower modes
+        (frozen, LoRA) apply.
         """
         pretrained = {}
         for part in ("video", "text"):
@@ -150,17 +154,17 @@ class CleveRewardModel(PreTrainedModel):
                 backbone = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
                 setattr(config, f"{part}_tower_config", backbone.to_dict())
             pretrained[part] = name
+        modes = {part: getattr(config, f"{part}_tower_mode") for part in ("video", "text")}
+        for part in modes:
+            setattr(config, f"{part}_tower_mode", "full")
         model = cls(config)
         for part, name in pretrained.items():
-            tower = getattr(model, f"{part}_tower")
-            loaded = AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code)
-            # A composite checkpoint (CLIP, SigLIP) holds both towers: take the one this tower wraps.
-            source = getattr(loaded, f"{'vision' if part == 'video' else 'text'}_model", loaded)
-            missing, unexpected = tower.backbone.load_state_dict(source.state_dict(), strict=False)
-            if [k for k in missing if _LORA_MARKER not in k]:
-                raise ValueError(
-                    f"{name}: pretrained weights do not fit the {part} tower (missing {missing[:5]})"
-                )
+            backbone = getattr(model, f"{part}_tower").backbone
+            weights = type(backbone).from_pretrained(name, trust_remote_code=trust_remote_code).state_dict()
+            backbone.load_state_dict(weights)
+        for part, mode in modes.items():
+            setattr(config, f"{part}_tower_mode", mode)
+            model._set_tower_mode(getattr(model, f"{part}_tower"), mode)
         return model
 
     def _set_tower_mode(self, tower: nn.Module, mode: str) -> None:
@@ -175,8 +179,12 @@ class CleveRewardModel(PreTrainedModel):
                 else [t.strip() for t in targets.split(",")],
             )
             inject_adapter_in_model(lora, tower)
+        # LoRA trains the adapters, plus the layers a wrapper adds around a pretrained backbone
+        # (the temporal transformer of an image tower): those start from random weights.
+        new_layers = hasattr(tower, "backbone")
         for name, param in tower.named_parameters():
-            param.requires_grad_(mode == "full" or (mode == "lora" and _LORA_MARKER in name))
+            added = new_layers and not name.startswith("backbone.")
+            param.requires_grad_(mode == "full" or (mode == "lora" and (_LORA_MARKER in name or added)))
 
     def _init_weights(self, module: nn.Module) -> None:
         # Built-in layers keep PyTorch's defaults (HF towers use their own init, see `smart_apply`).

@@ -59,11 +59,13 @@ _TEMPORAL_HEADS = 4
 
 
 class Conv3dVideoTower(nn.Module):
-    """Small conv video encoder: `pixel_values [N, F, C, H, W]` (normalised) → `[N, 2 * channels[-1]]`.
+    """Small conv video encoder: `pixel_values [N, F, C, H, W]` (normalised) → `[N, 2 (channels[0] + channels[-1])]`.
 
     Stem: a per-frame patch embedding (Conv2d, kernel = stride = `patch_size`) of each frame and
     its temporal difference, → GroupNorm → GELU. Then one block per further width: Conv3d
     (kernel 3, stride 1 in time for the first block then 2, stride 2 in space) → GroupNorm → GELU.
+    The stem's features are pooled too, beside the last block's: local evidence (a color) stays
+    apart from the deep, joint features (a red triangle), which helps unseen combinations.
     The stem is 2D because PyTorch's CPU Conv3d backward is slow for few input channels. Blocks
     support gradient checkpointing (switched on by `PreTrainedModel.gradient_checkpointing_enable`).
     """
@@ -87,7 +89,7 @@ class Conv3dVideoTower(nn.Module):
                 )
             )
         self.blocks = nn.ModuleList(blocks)
-        self.hidden_size = 2 * channels[-1]
+        self.hidden_size = 2 * (channels[0] + channels[-1])
         self.gradient_checkpointing = False
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -97,21 +99,27 @@ class Conv3dVideoTower(nn.Module):
         frames = torch.cat([pixel_values, motion], dim=2).flatten(0, 1)  # [N * F, 2C, H, W]
         x = self.stem(frames)  # [N * F, C0, H / p, W / p]
         x = x.unflatten(0, (n, f)).transpose(1, 2)  # -> [N, C0, F, H / p, W / p], Conv3d's layout
+        stem = x.flatten(2)  # [N, C0, F * H/p * W/p]
         for block in self.blocks:
             if self.gradient_checkpointing and self.training:
                 x = self._gradient_checkpointing_func(block.__call__, x)
             else:
                 x = block(x)
         x = x.flatten(2)  # [N, C', F' * H' * W']
-        return torch.cat([x.mean(-1), x.amax(-1)], dim=-1)  # [N, 2C']
+        return torch.cat([stem.mean(-1), stem.amax(-1), x.mean(-1), x.amax(-1)], dim=-1)  # [N, 2 (C0 + C')]
 
 
 class BagOfWordsTextTower(nn.Module):
-    """Mean of word embeddings, then an MLP: `input_ids [Q, L]`, `attention_mask [Q, L]` → `[Q, hidden_size]`."""
+    """Mean of word embeddings, then a linear map plus an MLP: `[Q, L]` ids and mask → `[Q, hidden_size]`.
+
+    The linear path keeps the output a sum of word meanings (what carries over to unseen word
+    combinations); the MLP beside it can still gate words by the question asked.
+    """
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int):
         super().__init__()
         self.embeddings = nn.Embedding(vocab_size, embedding_dim)
+        self.linear = nn.Linear(embedding_dim, hidden_size)
         self.mlp = nn.Sequential(
             nn.Linear(embedding_dim, hidden_size),
             nn.GELU(),
@@ -120,7 +128,8 @@ class BagOfWordsTextTower(nn.Module):
         self.hidden_size = hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.mlp(masked_mean(self.embeddings(input_ids), attention_mask))
+        words = masked_mean(self.embeddings(input_ids), attention_mask)  # [Q, E]
+        return self.linear(words) + self.mlp(words)
 
 
 class FrameImageTower(nn.Module):

@@ -12,6 +12,7 @@ model + tokenizer to `output_dir` → print per-dimension accuracy on the evalua
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from reward.text import build_word_tokenizer
 from reward.towers import BUILTIN_TEXT_TOWER, BUILTIN_VIDEO_TOWER
 from reward.trainer import CleveRewardTrainingConfig, VideoRewardTrainer
 
-__all__ = ["ScriptArguments", "ModelArguments", "build_model", "main"]
+__all__ = ["ScriptArguments", "ModelArguments", "build_model", "make_parser", "run", "main"]
 
 SKIPPED_REPORT = "skipped_videos.json"
 
@@ -139,24 +140,33 @@ class ModelArguments:
             "saved VLM reward model to continue from: trains a VLM with a score head instead of the dual encoder."
         },
     )
-    vlm_tuning: str = field(default="lora", metadata={"help": "VLM: 'lora' (adapters + score head) or 'full'."})
+    vlm_tuning: str = field(
+        default="lora", metadata={"help": "VLM: 'lora' (adapters + score head) or 'full'."}
+    )
     vlm_lora_target_modules: str | None = field(
         default=None,
-        metadata={"help": "VLM: regex or comma-separated module names for LoRA (default: the LLM's linears)."},
+        metadata={
+            "help": "VLM: regex or comma-separated module names for LoRA (default: the LLM's linears)."
+        },
     )
     vlm_train_vision: bool = field(default=False, metadata={"help": "VLM: LoRA on the vision tower too."})
     vlm_reward_token: str | None = field(
         default=None,
-        metadata={"help": "VLM: a new token appended to each prompt whose hidden state the head reads "
-        "(default: the last prompt token)."},
+        metadata={
+            "help": "VLM: a new token appended to each prompt whose hidden state the head reads "
+            "(default: the last prompt token)."
+        },
     )
     vlm_dtype: str | None = field(
         default=None, metadata={"help": "VLM: weights dtype (bfloat16 on GPU; also the 4-bit compute dtype)."}
     )
-    load_in_4bit: bool = field(default=False, metadata={"help": "VLM: QLoRA, NF4 4-bit backbone (bitsandbytes, CUDA)."})
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "VLM: QLoRA, NF4 4-bit backbone (bitsandbytes, CUDA)."}
+    )
     load_in_8bit: bool = field(default=False, metadata={"help": "VLM: 8-bit backbone (bitsandbytes, CUDA)."})
     attn_implementation: str | None = field(
-        default=None, metadata={"help": "VLM: sdpa | flash_attention_2 | eager (default: transformers' choice)."}
+        default=None,
+        metadata={"help": "VLM: sdpa | flash_attention_2 | eager (default: transformers' choice)."},
     )
 
 
@@ -182,7 +192,8 @@ def build_model(
         tokenizer = AutoTokenizer.from_pretrained(model_args.text_tower, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-    fields = {name: value for name, value in vars(model_args).items() if name != "model_name_or_path"}
+    known = {f.name for f in dataclasses.fields(CleveRewardConfig)}
+    fields = {name: value for name, value in vars(model_args).items() if name in known}
     config = CleveRewardConfig(**fields, vocab_size=len(tokenizer), dimensions=dimensions)
     return CleveRewardModel.from_towers(config, trust_remote_code=trust_remote_code), tokenizer
 
@@ -210,9 +221,15 @@ def _accuracy_table(split: str, metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = TrlParser((ScriptArguments, CleveRewardTrainingConfig, ModelArguments))
-    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+def make_parser() -> TrlParser:
+    """The command line / YAML parser of (ScriptArguments, CleveRewardTrainingConfig, ModelArguments)."""
+    return TrlParser((ScriptArguments, CleveRewardTrainingConfig, ModelArguments))
+
+
+def run(
+    script_args: ScriptArguments, training_args: CleveRewardTrainingConfig, model_args: ModelArguments
+) -> tuple[VideoRewardTrainer, dict[str, dict[str, float]]]:
+    """Load the corpus, build, train, save, evaluate: the trainer and the metrics per final split."""
     corpus = _prepare_corpus(script_args)
     train_dataset = corpus.pairs[script_args.train_split]
     if script_args.max_train_pairs is not None:
@@ -243,18 +260,29 @@ def main(argv: list[str] | None = None) -> int:
     if model_args.vlm_name_or_path is not None and trainer.accelerator.is_main_process:
         from reward.vlm import save_vlm_reward_model
 
-        # LoRA merged into the weights, so load_scorer reads the folder; the adapter goes to adapter/.
-        save_vlm_reward_model(trainer.accelerator.unwrap_model(trainer.model), tokenizer, training_args.output_dir)
+        # LoRA merged into the weights next to the processor, the adapter under adapter/.
+        save_vlm_reward_model(
+            trainer.accelerator.unwrap_model(trainer.model), tokenizer, training_args.output_dir
+        )
     skipped = trainer.data_collator.skipped
     if trainer.accelerator.is_main_process:
         write_json(Path(training_args.output_dir, SKIPPED_REPORT), skipped)
     trainer.accelerator.print(
         f"saved to {training_args.output_dir}; skipped {len(skipped)} unreadable videos"
     )
+    # Evaluate splits by name: the Trainer keeps one data loader per name (with persistent workers
+    # it would otherwise reuse the first split's loader for every dataset passed in).
+    trainer.eval_dataset = {split: corpus.pairs[split] for split in script_args.final_eval_splits}
+    results = {}
     for split in script_args.final_eval_splits:
-        metrics = trainer.evaluate(corpus.pairs[split], metric_key_prefix="eval")
-        trainer.accelerator.print(_accuracy_table(split, metrics))
-    trainer.end()
+        results[split] = trainer.evaluate(split)
+        trainer.accelerator.print(_accuracy_table(split, results[split]))
+    return trainer, results
+
+
+def main(argv: list[str] | None = None) -> int:
+    trainer, _ = run(*make_parser().parse_args_and_config(args=argv))
+    trainer.end()  # finish the trackers and the process group
     return 0
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import datasets
 import torch
 from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
 from trl import RewardConfig, RewardTrainer
 
 from reward.cache import EmbeddingCache, question_key, tower_fingerprint, video_key
@@ -387,7 +388,8 @@ class VideoRewardTrainer(RewardTrainer):
         self._skipped_pairs += int(labels["num_skipped"])
         if labels["margin"].numel() == 0:
             loss = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
-            return (loss, None) if return_outputs else loss
+            empty = SequenceClassifierOutput(logits=torch.zeros(0, 1, device=self.args.device))
+            return (loss, empty) if return_outputs else loss
         self._fill_cached_features(model, inputs)
         outputs = model(**inputs)
         chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)

@@ -118,7 +118,9 @@ QWEN2_VL_CHAT_TEMPLATE = (
 # Module-name patterns (peft matches them as a full-name regex). Qwen2/2.5/3-VL name the text
 # decoder's linears like Llama's, under `language_model`; the vision blocks under `visual`.
 LANGUAGE_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-VISION_LORA_TARGETS = r".*visual\.blocks.*\.(qkv|proj|fc1|fc2|gate_proj|up_proj|down_proj|linear_fc1|linear_fc2)"
+VISION_LORA_TARGETS = (
+    r".*visual\.blocks.*\.(qkv|proj|fc1|fc2|gate_proj|up_proj|down_proj|linear_fc1|linear_fc2)"
+)
 SCORE_HEAD = "score"
 # Modules bitsandbytes leaves unquantised: the head (trained in full) and the vision tower
 # (small next to the LLM, and sensitive to 4-bit).
@@ -169,7 +171,9 @@ class TensorVideoProcessor(VideoProcessorMixin):
         self.do_rescale = do_rescale
         self.rescale_factor = rescale_factor
 
-    def preprocess(self, videos, return_tensors=None, do_rescale: bool | None = None, **kwargs) -> BatchFeature:
+    def preprocess(
+        self, videos, return_tensors=None, do_rescale: bool | None = None, **kwargs
+    ) -> BatchFeature:
         """`videos`: a list of `[F, C, H, W]` tensors (or one `[N, F, C, H, W]` tensor). Other kwargs
         that the processor forwards to every video processor (e.g. `do_sample_frames`) are ignored."""
         do_rescale = self.do_rescale if do_rescale is None else do_rescale
@@ -213,19 +217,26 @@ class TensorQwen2VLProcessor(Qwen2VLProcessor):
         return super().check_argument_for_proper_class(argument_name, argument)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> TensorQwen2VLProcessor:
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs
+    ) -> TensorQwen2VLProcessor:
         """Load from a folder written by `save_pretrained` (this class's, or a Qwen2-VL processor's)."""
         path = Path(pretrained_model_name_or_path)
-        saved = json.loads((path / PROCESSOR_CONFIG).read_text()) if (path / PROCESSOR_CONFIG).is_file() else {}
+        saved = (
+            json.loads((path / PROCESSOR_CONFIG).read_text()) if (path / PROCESSOR_CONFIG).is_file() else {}
+        )
         video_settings = saved.get("video_processor") or {}
         if not video_settings and (path / "video_preprocessor_config.json").is_file():
             video_settings = json.loads((path / "video_preprocessor_config.json").read_text())
-        chat_template = (path / CHAT_TEMPLATE_FILE).read_text() if (path / CHAT_TEMPLATE_FILE).is_file() else None
+        chat_template = (
+            (path / CHAT_TEMPLATE_FILE).read_text() if (path / CHAT_TEMPLATE_FILE).is_file() else None
+        )
+        tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
         return cls(
-            image_processor=AutoImageProcessor.from_pretrained(path, **kwargs),
-            tokenizer=AutoTokenizer.from_pretrained(path, **kwargs),
+            image_processor=AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs),
+            tokenizer=tokenizer,
             video_processor=TensorVideoProcessor(**video_settings),
-            chat_template=chat_template,
+            chat_template=chat_template or tokenizer.chat_template,
         )
 
 
@@ -409,7 +420,9 @@ class VLMRewardModel(PreTrainedModel):
         """float `[N, F, C, H, W]` in [0, 1] → uint8 `[N, num_frames, C, *frame_size]` (uniform frame
         sampling like `read_video`, bilinear antialiased resize), the processor's input."""
         if not videos.is_floating_point():
-            raise ValueError(f"videos must be float in [0, 1], got {videos.dtype} (divide uint8 frames by 255)")
+            raise ValueError(
+                f"videos must be float in [0, 1], got {videos.dtype} (divide uint8 frames by 255)"
+            )
         n, f = videos.shape[:2]
         videos = videos.float()
         if f != self.config.num_frames:
@@ -429,11 +442,12 @@ class VLMRewardModel(PreTrainedModel):
 
         Returns `input_ids` / `attention_mask` / `mm_token_type_ids [N, L]` (padded on the
         tokenizer's side), `pixel_values_videos [P, C·t·p·p]` (the N videos' patches, in item
-        order) and `video_grid_thw [N, 3]`, all on the model's device.
+        order) and `video_grid_thw [N, 3]`, on the CPU: the trainer moves batches to the device, and
+        collators may run in DataLoader worker processes, which must not touch CUDA.
         """
         if len(questions) != videos.shape[0]:
             raise ValueError(f"build_inputs got {videos.shape[0]} videos but {len(questions)} questions")
-        frames = self.preprocess_videos(videos).cpu()
+        frames = self.preprocess_videos(videos.cpu())
         inputs = processing_class(
             text=self.prompts(questions, processing_class),
             videos=list(frames),
@@ -442,7 +456,7 @@ class VLMRewardModel(PreTrainedModel):
             do_sample_frames=False,  # frames are already sampled to num_frames
         )
         keys = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw")
-        return {key: inputs[key].to(self.device) for key in keys if key in inputs}
+        return {key: inputs[key] for key in keys if key in inputs}
 
     def score_questions(
         self, videos: torch.Tensor, questions: list[list[str]], processing_class: ProcessorMixin
@@ -456,7 +470,8 @@ class VLMRewardModel(PreTrainedModel):
         per_video = len(questions[0])
         repeated = videos.repeat_interleave(per_video, dim=0)  # [B·K, F, C, H, W], video-major
         flat = [q for video_questions in questions for q in video_questions]
-        logits = self(**self.build_inputs(repeated, flat, processing_class)).logits  # [B·K, 1]
+        inputs = self.build_inputs(repeated, flat, processing_class)
+        logits = self(**{key: value.to(self.device) for key, value in inputs.items()}).logits  # [B·K, 1]
         return logits.view(videos.shape[0], per_video)  # [B, K]
 
 

@@ -18,5 +18,7 @@ if __name__ == "__main__":
     (config,) = TrlParser((AlignConfig,)).parse_args_and_config(sys.argv[1:])
     pipe = build_pipeline(config, "cpu")
     train(config, pipe)
-    lora = {name: p.detach().contiguous() for name, p in pipe.transformer.named_parameters() if "lora_" in name}
+    lora = {
+        name: p.detach().contiguous() for name, p in pipe.transformer.named_parameters() if "lora_" in name
+    }
     save_file(lora, os.path.join(config.output_dir, f"lora_rank{os.environ.get('RANK', '0')}.safetensors"))

@@ -31,16 +31,33 @@ RTOL = 1e-4
 def _args(data: Path, out: Path, per_device_batch: int, steps: int, **extra) -> list[str]:
     options = {
         "algorithm": "rwr",  # its step-0 loss depends on the data (DPO's is log 2 whatever happens)
-        "data": str(data), "output_dir": str(out), "steps": steps, "train_batch_size": per_device_batch,
-        "learning_rate": 1e-2, "lora_rank": 4, "lora_alpha": 4.0, "checkpointing_steps": CHECKPOINT_STEP,
-        "seed": 0, "mixed_precision": "no", **extra,
+        "data": str(data),
+        "output_dir": str(out),
+        "steps": steps,
+        "train_batch_size": per_device_batch,
+        "learning_rate": 1e-2,
+        "lora_rank": 4,
+        "lora_alpha": 4.0,
+        "checkpointing_steps": CHECKPOINT_STEP,
+        "seed": 0,
+        "mixed_precision": "no",
+        **extra,
     }
     return [f"--{k}={v}" for k, v in options.items()]
 
 
 def _torchrun(args: list[str]) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 
@@ -65,7 +82,10 @@ def test_two_processes_match_one_and_resume(samples, tmp_path):  # noqa: F811
     assert two_losses[1] == pytest.approx(one_losses[1], rel=RTOL)  # step-0 loss (before any update)
     for step in range(2, STEPS + 1):
         assert two_losses[step] == pytest.approx(one_losses[step], rel=RTOL), step
-    rank0, rank1 = load_file(str(two / "lora_rank0.safetensors")), load_file(str(two / "lora_rank1.safetensors"))
+    rank0, rank1 = (
+        load_file(str(two / "lora_rank0.safetensors")),
+        load_file(str(two / "lora_rank1.safetensors")),
+    )
     assert rank0.keys() == rank1.keys() == one_lora.keys()
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
@@ -83,9 +103,13 @@ def test_two_processes_match_one_and_resume(samples, tmp_path):  # noqa: F811
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     shutil.copytree(two / "checkpoint-2", resumed / "checkpoint-2")
-    (resumed / "log.jsonl").write_text("".join(
-        line + "\n" for line in (two / "log.jsonl").read_text().splitlines() if json.loads(line)["step"] <= 3
-    ))  # a log that ran past the checkpoint (step 3) before the kill: the resumed run rewrites it
+    (resumed / "log.jsonl").write_text(
+        "".join(
+            line + "\n"
+            for line in (two / "log.jsonl").read_text().splitlines()
+            if json.loads(line)["step"] <= 3
+        )
+    )  # a log that ran past the checkpoint (step 3) before the kill: the resumed run rewrites it
     _torchrun(_args(samples, resumed, 2, STEPS, resume=True))
     again = _losses(resumed)
     assert sorted(again) == list(range(1, STEPS + 1))
@@ -93,4 +117,3 @@ def test_two_processes_match_one_and_resume(samples, tmp_path):  # noqa: F811
         assert again[step] == pytest.approx(two_losses[step], rel=1e-6), step
     summary = json.loads((resumed / "summary.json").read_text())
     assert summary["resumed_from"] == CHECKPOINT_STEP
-

@@ -15,7 +15,9 @@ def _t(*values):
 def test_dpo_loss_matches_hand_computed_values():
     # pair 0: (0.10 - 0.12) - (0.20 - 0.18) = -0.04 -> inside = -10 / 2 * -0.04 = 0.2
     # pair 1: (0.30 - 0.30) - (0.10 - 0.20) = 0.10 -> inside = -0.5
-    loss, metrics = diffusion_dpo_loss(_t(0.10, 0.30), _t(0.20, 0.10), _t(0.12, 0.30), _t(0.18, 0.20), beta=10.0)
+    loss, metrics = diffusion_dpo_loss(
+        _t(0.10, 0.30), _t(0.20, 0.10), _t(0.12, 0.30), _t(0.18, 0.20), beta=10.0
+    )
     expected = [math.log1p(math.exp(-0.2)), math.log1p(math.exp(0.5))]  # -log sigmoid(x) = log(1 + e^-x)
     torch.testing.assert_close(loss, _t(*expected))
     assert loss.tolist() == pytest.approx([0.598138869, 0.974076984], abs=1e-8)
@@ -94,3 +96,16 @@ def test_rwr_rejects_bad_arguments():
         reward_weighted_loss(_t(1.0), _t(1.0), temperature=0.0)
     with pytest.raises(ValueError, match="one shape"):
         reward_weighted_loss(_t(1.0, 2.0), _t(1.0), temperature=1.0)
+
+
+def test_rwr_slices_of_a_batch_weight_like_the_whole_batch():
+    err, rewards = _t(1.0, 2.0, 3.0, 4.0), _t(0.1, 0.5, 0.2, 0.9)
+    for weighting in ("softmax", "exp"):
+        whole, _ = reward_weighted_loss(err, rewards, temperature=0.3, weighting=weighting)
+        halves = [
+            reward_weighted_loss(
+                err[s], rewards[s], temperature=0.3, weighting=weighting, batch_rewards=rewards
+            )[0]
+            for s in (slice(0, 2), slice(2, 4))
+        ]
+        torch.testing.assert_close(torch.cat(halves), whole)

@@ -109,7 +109,9 @@ def test_frozen_towers_train_from_cached_features_hit_on_the_second_epoch_and_ru
         for path in videos[:3]:
             pixels = model.preprocess_videos(read_video(path, FRAMES, size=SIZE)[None].float() / 255)
             expected = model.video_features(pixels)[0]
-            torch.testing.assert_close(trainer.video_cache.get([video_key(path)])[0], expected, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(
+                trainer.video_cache.get([video_key(path)])[0], expected, atol=1e-5, rtol=1e-4
+            )
 
     # A later run with the same frozen towers reads every feature from disk.
     again = cached_trainer(model, tokenizer, corpus, tmp_path, epochs=1)

@@ -213,17 +213,29 @@ def test_image_tower_with_temporal_transformer_and_lora(tokenizer):
         lora_target_modules="q_proj,v_proj",
     )
     model = CleveRewardModel(config)
-    trainable = [n for n, p in model.video_tower.named_parameters() if p.requires_grad]
-    assert trainable and all("lora_" in n for n in trainable)
-    # The temporal layer sits outside the backbone's adapted attention and is frozen with it in LoRA mode.
+    trainable = {n for n, p in model.video_tower.named_parameters() if p.requires_grad}
+    # LoRA adapters in the backbone, plus the new temporal layer around it; the backbone's own weights stay.
+    assert any("lora_" in n for n in trainable) and "frame_positions" in trainable
+    assert all("lora_" in n or not n.startswith("backbone.") for n in trainable)
     assert model(**model.build_inputs(videos(2), questions(2), tokenizer)).logits.shape == (2, 1)
 
 
-def test_from_towers_loads_pretrained_backbone_weights(tmp_path, tokenizer):
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_from_towers_loads_pretrained_backbone_weights(tmp_path, tokenizer, mode):
     torch.manual_seed(0)
     backbone = CLIPVisionModel(CLIPVisionConfig(**TINY, image_size=SIZE, patch_size=8))
     backbone.save_pretrained(tmp_path / "clip")
-    model = CleveRewardModel.from_towers(tiny_config(tokenizer, video_tower=str(tmp_path / "clip")))
+    config = tiny_config(tokenizer, video_tower=str(tmp_path / "clip"), video_tower_mode=mode)
+    model = CleveRewardModel.from_towers(config)
     assert model.config.video_tower_config["model_type"] == "clip_vision_model"
+    assert model.config.video_tower_mode == mode
+    loaded = model.video_tower.backbone.state_dict()
     for name, weight in backbone.state_dict().items():
-        torch.testing.assert_close(model.video_tower.backbone.state_dict()[name], weight)
+        # LoRA wraps an adapted linear: its pretrained weight moves under `base_layer`.
+        key = (
+            name
+            if name in loaded
+            else name.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
+        )
+        torch.testing.assert_close(loaded[key], weight)
+    assert any("lora_" in n for n in loaded) == (mode == "lora")

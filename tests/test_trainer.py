@@ -11,7 +11,12 @@ from reward.modeling import CleveRewardConfig, CleveRewardModel
 from reward.pairs import load_corpus
 from reward.synthetic import build_synthetic_corpus
 from reward.text import build_word_tokenizer
-from reward.trainer import TIE_STATE_FILE, CleveRewardTrainingConfig, VideoPreferenceCollator, VideoRewardTrainer
+from reward.trainer import (
+    TIE_STATE_FILE,
+    CleveRewardTrainingConfig,
+    VideoPreferenceCollator,
+    VideoRewardTrainer,
+)
 from reward.video import read_video
 
 PAIRS_PER_DIMENSION = 8  # -> 4 train pairs per dimension, 16 in all
@@ -76,7 +81,9 @@ def test_collator_builds_a_chosen_first_batch(corpus):
     rows = [corpus.pairs["train"][i] for i in range(3)]
     batch = VideoPreferenceCollator(model, tokenizer, corpus.video_root)(rows)
     chosen = torch.stack([read_video(corpus.video_path(r["chosen_video"]), FRAMES, size=SIZE) for r in rows])
-    rejected = torch.stack([read_video(corpus.video_path(r["rejected_video"]), FRAMES, size=SIZE) for r in rows])
+    rejected = torch.stack(
+        [read_video(corpus.video_path(r["rejected_video"]), FRAMES, size=SIZE) for r in rows]
+    )
     expected = model.preprocess_videos(torch.cat([chosen, rejected]).float() / 255)
     torch.testing.assert_close(batch["pixel_values"], expected)
     assert batch["margin"].tolist() == pytest.approx([r["margin"] for r in rows])
@@ -103,7 +110,12 @@ def test_reward_trainer_changes_every_parameter_lowers_the_loss_and_round_trips(
     unchanged = [n for n, p in model.named_parameters() if p.requires_grad and torch.equal(p, before[n])]
     assert not unchanged, f"parameters that did not train: {unchanged}"
     logged = {key for entry in trainer.state.log_history for key in entry}
-    assert {"accuracy", "eval_accuracy", "eval_accuracy_text_alignment", "eval_margin_visual_quality"} <= logged
+    assert {
+        "accuracy",
+        "eval_accuracy",
+        "eval_accuracy_text_alignment",
+        "eval_margin_visual_quality",
+    } <= logged
 
     trainer.save_model(str(tmp_path / "saved"))
     loaded = AutoModel.from_pretrained(tmp_path / "saved").eval()

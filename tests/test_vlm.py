@@ -14,6 +14,7 @@ from peft import PeftModel
 from reward.budget import (
     BudgetSetting,
     VisionGeometry,
+    default_grid,
     settings_within,
     sweep_budget,
     video_tokens,
@@ -39,7 +40,9 @@ from reward.vlm import (
 NUM_FRAMES = 4
 FRAME_SIZE = [32, 32]  # 2 × 2 merged tokens per frame pair at the tiny 8-pixel patches
 QUESTION = build_question("visual_quality", "a red circle moving left")
-LONG_QUESTION = build_question("temporal_consistency", "a yellow triangle moving down and then some more words")
+LONG_QUESTION = build_question(
+    "temporal_consistency", "a yellow triangle moving down and then some more words"
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,13 @@ def videos(n: int, seed: int = 0) -> torch.Tensor:
 
 def test_video_processor_patch_layout_by_hand():
     processor = TensorVideoProcessor(
-        patch_size=2, temporal_patch_size=2, merge_size=2, min_pixels=16, max_pixels=64, image_mean=[0] * 3, image_std=[1] * 3
+        patch_size=2,
+        temporal_patch_size=2,
+        merge_size=2,
+        min_pixels=16,
+        max_pixels=64,
+        image_mean=[0] * 3,
+        image_std=[1] * 3,
     )
     video = torch.arange(4 * 3 * 4 * 4, dtype=torch.float32).view(4, 3, 4, 4)  # [F, C, H, W]
     out = processor(videos=[video], do_rescale=False)
@@ -147,7 +156,10 @@ def test_padding_side_reads_the_same_token(model, processor, side):
     batch = videos(2, seed=2)
     together = model(**model.build_inputs(batch, [QUESTION, LONG_QUESTION], processor)).logits
     alone = torch.cat(
-        [model(**model.build_inputs(batch[i : i + 1], [q], processor)).logits for i, q in enumerate([QUESTION, LONG_QUESTION])]
+        [
+            model(**model.build_inputs(batch[i : i + 1], [q], processor)).logits
+            for i, q in enumerate([QUESTION, LONG_QUESTION])
+        ]
     )
     padded = model.build_inputs(batch, [QUESTION, LONG_QUESTION], processor)["attention_mask"]
     assert (padded == 0).any()  # the short question really is padded
@@ -183,9 +195,14 @@ def test_save_load_and_scorer_match_the_model(model, processor, tmp_path):
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "clevereward_vlm"
-    batch, prompts = videos(3, seed=3), ["a red circle moving left", "a blue square moving up", "a green circle moving down"]
+    batch, prompts = (
+        videos(3, seed=3),
+        ["a red circle moving left", "a blue square moving up", "a green circle moving down"],
+    )
     with torch.no_grad():
-        expected = model.score_questions(batch, [[build_question("visual_quality", p)] for p in prompts], processor)
+        expected = model.score_questions(
+            batch, [[build_question("visual_quality", p)] for p in prompts], processor
+        )
     scorer = load_scorer(tmp_path, device="cpu")
     assert isinstance(scorer.model, VLMRewardModel)
     assert scorer.model.config.frame_size == FRAME_SIZE and scorer.model.config.num_frames == NUM_FRAMES
@@ -220,7 +237,9 @@ def test_quantization_config_fields():
     assert four.bnb_4bit_compute_dtype == torch.bfloat16
     assert four.llm_int8_skip_modules == ["score", "visual"]
     eight = quantization_config(load_in_8bit=True)
-    assert eight.load_in_8bit and not eight.load_in_4bit and eight.llm_int8_skip_modules == ["score", "visual"]
+    assert (
+        eight.load_in_8bit and not eight.load_in_4bit and eight.llm_int8_skip_modules == ["score", "visual"]
+    )
     with pytest.raises(ValueError, match="exclude each other"):
         quantization_config(load_in_4bit=True, load_in_8bit=True)
 
@@ -244,7 +263,9 @@ def test_lora_adapts_the_right_modules_and_trains(model, processor, train_vision
     lora = [name for name in trainable if "lora_" in name]
     assert lora and all("language_model" in n or (train_vision and "visual" in n) for n in lora)
     assert any("visual" in n for n in lora) == train_vision
-    assert [n for n in trainable if "lora_" not in n] == ["base_model.model.score.modules_to_save.default.weight"]
+    assert [n for n in trainable if "lora_" not in n] == [
+        "base_model.model.score.modules_to_save.default.weight"
+    ]
     # One step: the loss backpropagates through checkpointed layers into the adapters and the head.
     peft_model.train()
     inputs = model.build_inputs(videos(2, seed=5), [QUESTION, QUESTION], processor)
@@ -288,7 +309,7 @@ def test_qlora_loads_in_4bit_and_trains(backbone_dir):
     assert model.score.weight.dtype == torch.float32
     peft_model = prepare_for_training(model, lora_config(r=4, alpha=8))
     processor = load_vlm_processor(backbone_dir)
-    inputs = model.build_inputs(videos(2).cuda(), [QUESTION, QUESTION], processor)
+    inputs = {k: v.cuda() for k, v in model.build_inputs(videos(2), [QUESTION, QUESTION], processor).items()}
     chosen, rejected = peft_model(**inputs).logits.squeeze(-1).chunk(2)
     (-torch.nn.functional.logsigmoid(chosen - rejected)).mean().backward()
     assert all(p.grad is not None for p in peft_model.parameters() if p.requires_grad)
@@ -323,7 +344,9 @@ def training_args(tmp_path, **overrides):
     return CleveRewardTrainingConfig(**{**settings, **overrides})
 
 
-def test_trainer_updates_every_parameter_and_fits_a_batch(backbone_dir, synthetic_corpus_dir, tmp_path, processor):
+def test_trainer_updates_every_parameter_and_fits_a_batch(
+    backbone_dir, synthetic_corpus_dir, tmp_path, processor
+):
     from reward.trainer import VideoPreferenceCollator, VideoRewardTrainer
 
     corpus, train = dimension_pairs(synthetic_corpus_dir, "train", "dynamic_degree")
@@ -357,7 +380,9 @@ def test_trainer_updates_every_parameter_and_fits_a_batch(backbone_dir, syntheti
     assert len(logged) == 8 and logged[0] == pytest.approx(before_loss, abs=1e-4)
 
 
-def test_train_entry_point_trains_lora_and_saves_a_scorable_model(backbone_dir, synthetic_corpus_dir, tmp_path):
+def test_train_entry_point_trains_lora_and_saves_a_scorable_model(
+    backbone_dir, synthetic_corpus_dir, tmp_path
+):
     from reward.train import main
 
     out = tmp_path / "vlm-run"
@@ -376,11 +401,15 @@ def test_train_entry_point_trains_lora_and_saves_a_scorable_model(backbone_dir, 
     assert sorted(scorer.dimensions) == sorted(
         ["visual_quality", "temporal_consistency", "dynamic_degree", "text_alignment"]
     )
-    scores = scorer.score(videos(2), ["a red circle moving left", "a blue square moving up"], "dynamic_degree")
+    scores = scorer.score(
+        videos(2), ["a red circle moving left", "a blue square moving up"], "dynamic_degree"
+    )
     assert scores.shape == (2,) and torch.isfinite(scores).all()
 
 
-@pytest.mark.parametrize("config", ["configs/reward/qwen2vl-2b-lora.yaml", "configs/reward/qwen2vl-7b-qlora.yaml"])
+@pytest.mark.parametrize(
+    "config", ["configs/reward/qwen2vl-2b-lora.yaml", "configs/reward/qwen2vl-7b-qlora.yaml"]
+)
 def test_recipes_parse(config):
     from pathlib import Path
 
@@ -392,7 +421,9 @@ def test_recipes_parse(config):
     path = Path(__file__).parents[1] / config
     parser = TrlParser((ScriptArguments, CleveRewardTrainingConfig, ModelArguments))
     # bf16 is for the GPU these recipes target; this CPU check turns it off.
-    _, args, model_args = parser.parse_args_and_config(["--config", str(path), "--bf16", "false", "--report_to", "none"])
+    _, args, model_args = parser.parse_args_and_config(
+        ["--config", str(path), "--bf16", "false", "--report_to", "none"]
+    )
     assert model_args.vlm_name_or_path.startswith("Qwen/Qwen2-VL-")
     assert args.gradient_checkpointing
     size = model_args.frame_size
@@ -408,7 +439,9 @@ def test_training_raises_held_out_accuracy(backbone_dir, tmp_path_factory, tmp_p
     from reward.synthetic import build_synthetic_corpus
     from reward.trainer import VideoRewardTrainer
 
-    corpus_dir = build_synthetic_corpus(tmp_path_factory.mktemp("corpus"), pairs_per_dimension=64, seed=0, num_workers=1)
+    corpus_dir = build_synthetic_corpus(
+        tmp_path_factory.mktemp("corpus"), pairs_per_dimension=64, seed=0, num_workers=1
+    )
     corpus, train = dimension_pairs(corpus_dir, "train", "dynamic_degree")
     _, test = dimension_pairs(corpus_dir, "test", "dynamic_degree")
     corpus.pairs = {"test": test}
@@ -418,13 +451,17 @@ def test_training_raises_held_out_accuracy(backbone_dir, tmp_path_factory, tmp_p
     )
 
     def accuracy() -> float:
-        report = evaluate_corpus(Scorer(model, processor, batch_size=16), corpus, "test", tie_threshold=0.0, progress=False)
+        report = evaluate_corpus(
+            Scorer(model, processor, batch_size=16), corpus, "test", tie_threshold=0.0, progress=False
+        )
         return report["overall"]["accuracy"]
 
     before = accuracy()
     model.train()
     args = training_args(tmp_path, max_steps=60, per_device_train_batch_size=8, learning_rate=3e-4)
-    trainer = VideoRewardTrainer(model=model, args=args, train_dataset=train, processing_class=processor, video_root=corpus.video_root)
+    trainer = VideoRewardTrainer(
+        model=model, args=args, train_dataset=train, processing_class=processor, video_root=corpus.video_root
+    )
     trainer.train()
     logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert sum(logged[-10:]) / 10 < 0.5 < sum(logged[:5]) / 5  # from log 2 ≈ 0.69 down
@@ -526,3 +563,9 @@ def test_eval_sweep_budget_command(model, processor, synthetic_corpus_dir, tmp_p
     assert all(t["setting"]["tokens"] <= 8 for t in sweep["trials"])
     assert sweep["best"] in [t["setting"] for t in sweep["trials"]]
     assert "<- best" in capsys.readouterr().out
+
+
+def test_default_grid_follows_the_geometry():
+    frames, sizes = default_grid(QWEN2_VL, [448, 448])
+    assert frames == [2, 4, 8, 16, 32]
+    assert sizes[0] == 28 and sizes[-1] == 448 and len(sizes) == 16

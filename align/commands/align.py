@@ -35,24 +35,51 @@ PLOT_NAME = "rounds.png"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="clevereward align", description=__doc__.split("\n", 1)[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="clevereward align",
+        description=__doc__.split("\n", 1)[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--rounds", type=int, default=2, help="sample-score-train rounds")
     parser.add_argument("--generator", default="tiny", help="'tiny', a CogVideoX hub id or folder")
-    parser.add_argument("--reward", required=True, help="training reward: rule:color_match | rule:motion | MODEL_DIR[:DIMENSION]")
-    parser.add_argument("--prompts", default=SYNTHETIC, help=f"training prompts: a text file (one per line) or '{SYNTHETIC}' (train-split captions)")
-    parser.add_argument("--eval-prompts", default=SYNTHETIC, help=f"held-out prompts: a file or '{SYNTHETIC}' (test-split captions)")
-    parser.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="held-out sampling seeds")
-    parser.add_argument("--eval-reward", action="append", help="independent evaluation rewards (default: every rule reward for synthetic prompts)")
+    parser.add_argument(
+        "--reward",
+        required=True,
+        help="training reward: rule:color_match | rule:motion | MODEL_DIR[:DIMENSION]",
+    )
+    parser.add_argument(
+        "--prompts",
+        default=SYNTHETIC,
+        help=f"training prompts: a text file (one per line) or '{SYNTHETIC}' (train-split captions)",
+    )
+    parser.add_argument(
+        "--eval-prompts",
+        default=SYNTHETIC,
+        help=f"held-out prompts: a file or '{SYNTHETIC}' (test-split captions)",
+    )
+    parser.add_argument(
+        "--eval-seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="held-out sampling seeds"
+    )
+    parser.add_argument(
+        "--eval-reward",
+        action="append",
+        help="independent evaluation rewards (default: every rule reward for synthetic prompts)",
+    )
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="dpo")
-    parser.add_argument("--config", help="AlignConfig YAML with the training hyper-parameters (e.g. configs/align/tiny-dpo.yaml)")
+    parser.add_argument(
+        "--config",
+        help="AlignConfig YAML with the training hyper-parameters (e.g. configs/align/tiny-dpo.yaml)",
+    )
     parser.add_argument("--steps", type=int, help="training steps per round (default: the config's)")
     parser.add_argument("--n", type=int, default=8, help="candidates per prompt and round")
     parser.add_argument("--pair-strategy", default="all", help="DPO pairs per prompt: best_vs_worst | all")
     parser.add_argument("--sample-steps", type=int, default=10, help="denoising steps when sampling")
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance when sampling")
-    parser.add_argument("--seed", type=int, default=0, help="run seed (sampling and training seeds derive from it)")
-    parser.add_argument("--out", required=True, help="output folder (a rerun resumes after the last finished round)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="run seed (sampling and training seeds derive from it)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="output folder (a rerun resumes after the last finished round)"
+    )
     return parser
 
 
@@ -73,15 +100,23 @@ def _load_lora(transformer, lora_dir: Path) -> None:
 
     state = CogVideoXPipeline.lora_state_dict(str(lora_dir))
     prefix = "transformer."
-    set_peft_model_state_dict(transformer, {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
+    set_peft_model_state_dict(
+        transformer, {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    )
 
 
 def _round_record(round_: int, comparison: dict) -> dict:
     return {
         "round": round_,
         "rewards": {
-            name: {"base": e["base"]["mean"], "base_seed_std": e["base"]["seed_std"], "tuned": e["tuned"]["mean"],
-                   "tuned_seed_std": e["tuned"]["seed_std"], "gain": e["gain"], "trained_on": e["trained_on"]}
+            name: {
+                "base": e["base"]["mean"],
+                "base_seed_std": e["base"]["seed_std"],
+                "tuned": e["tuned"]["mean"],
+                "tuned_seed_std": e["tuned"]["seed_std"],
+                "gain": e["gain"],
+                "trained_on": e["trained_on"],
+            }
             for name, e in comparison["rewards"].items()
         },
     }
@@ -128,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from trl import TrlParser
 
-    (config,) = TrlParser((AlignConfig,)).parse_args_and_config(["--config", args.config] if args.config else [])
+    (config,) = TrlParser((AlignConfig,)).parse_args_and_config(
+        ["--config", args.config] if args.config else []
+    )
     overrides = {"generator": args.generator, "algorithm": args.algorithm, "seed": args.seed}
     if args.steps is not None:
         overrides["steps"] = args.steps
@@ -155,19 +192,34 @@ def main(argv: list[str] | None = None) -> int:
     for round_ in range(len(records) + 1, args.rounds + 1):
         round_dir = out / f"round-{round_}"
         samples = round_dir / "samples"
-        rerank(pipe, train_prompts, [reward], samples, n=args.n, top_k=1, seed=args.seed * 1000 + round_,
-               generator_name=args.generator, **sample_kwargs)
+        rerank(
+            pipe,
+            train_prompts,
+            [reward],
+            samples,
+            n=args.n,
+            top_k=1,
+            seed=args.seed * 1000 + round_,
+            generator_name=args.generator,
+            **sample_kwargs,
+        )
         if args.algorithm == "dpo":
             save_sample_pairs(samples, strategy=args.pair_strategy)
-        round_config = dataclasses.replace(config, data=str(samples), output_dir=str(round_dir / "train"), seed=config.seed + round_)
+        round_config = dataclasses.replace(
+            config, data=str(samples), output_dir=str(round_dir / "train"), seed=config.seed + round_
+        )
         train(round_config, pipe)
         if not (round_dir / "train" / LORA_DIR / LORA_WEIGHTS_NAME).is_file():
             raise RuntimeError(f"round {round_}: training wrote no LoRA under {round_dir / 'train'}")
         pipe.transformer.eval()
-        comparison = compare_base_tuned(pipe, eval_prompts, list(args.eval_seeds), eval_rewards, reward.name, **sample_kwargs)
+        comparison = compare_base_tuned(
+            pipe, eval_prompts, list(args.eval_seeds), eval_rewards, reward.name, **sample_kwargs
+        )
         write_comparison(round_dir / "evaluation.json", comparison)
         records.append(_round_record(round_, comparison))
-        write_json(rounds_path, {"training_reward": reward.name, "algorithm": args.algorithm, "rounds": records})
+        write_json(
+            rounds_path, {"training_reward": reward.name, "algorithm": args.algorithm, "rounds": records}
+        )
         plot_rounds(out / PLOT_NAME, records)
         from align.evaluation import format_comparison
 

@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="VLM models: instead of one evaluation, sweep frames x resolution under this many visual "
         "tokens per video on --split (reward.budget) and report the best; writes budget_sweep.json",
     )
-    parser.add_argument("--sweep-frames", default=None, help="frame counts to try, e.g. 2,4,8,16 (default: up to 32)")
+    parser.add_argument(
+        "--sweep-frames", default=None, help="frame counts to try, e.g. 2,4,8,16 (default: up to 32)"
+    )
     parser.add_argument("--sweep-sizes", default=None, help="square frame sizes to try, e.g. 112,224,448")
     return parser
 
@@ -61,7 +63,9 @@ def _sweep(args, scorer, corpus, out: Path) -> int:
     )  # fmt: skip
     write_json(out / "budget_sweep.json", sweep.to_dict())
     print(format_sweep(sweep))
-    print(f"best: {sweep.best.num_frames} frames at {sweep.best.size}x{sweep.best.size} ({out / 'budget_sweep.json'})")
+    print(
+        f"best: {sweep.best.num_frames} frames at {sweep.best.size}x{sweep.best.size} ({out / 'budget_sweep.json'})"
+    )
     return 0
 
 
