@@ -38,7 +38,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from reward.dimensions import DEFAULT_QUESTION_TEMPLATE
 from reward.towers import BUILTIN_TEXT_TOWER, BUILTIN_VIDEO_TOWER, build_text_tower, build_video_tower
-from reward.video import sample_indices
+from reward.video import resample_videos
 
 __all__ = ["TOWER_MODES", "CleveRewardConfig", "CleveRewardModel"]
 
@@ -214,20 +214,7 @@ class CleveRewardModel(PreTrainedModel):
         and resized bilinearly with antialiasing when their size differs from `frame_size`. Runs
         where `videos` are (a collator calls it on CPU; the Trainer moves the batch).
         """
-        if not videos.is_floating_point() or videos.ndim != 5:
-            raise ValueError(
-                f"videos must be float [N, F, C, H, W] in [0, 1], got {videos.dtype} {list(videos.shape)}"
-            )
-        n, f = videos.shape[:2]
-        videos = videos.float()
-        if f != self.config.num_frames:
-            index = torch.from_numpy(sample_indices(f, self.config.num_frames)).to(videos.device)
-            videos = videos.index_select(1, index)
-        size = tuple(self.config.frame_size)
-        if tuple(videos.shape[-2:]) != size:
-            frames = videos.flatten(0, 1)  # [N, F, C, H, W] -> [N * F, C, H, W]
-            frames = F.interpolate(frames, size=size, mode="bilinear", antialias=True, align_corners=False)
-            videos = frames.unflatten(0, (n, self.config.num_frames))  # -> [N, F, C, *frame_size]
+        videos = resample_videos(videos, self.config.num_frames, tuple(self.config.frame_size)).float()
         mean = videos.new_tensor(self.config.image_mean).view(
             1, 1, -1, 1, 1
         )  # broadcasts over [N, F, C, H, W]

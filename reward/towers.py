@@ -61,8 +61,8 @@ _TEMPORAL_HEADS = 4
 class Conv3dVideoTower(nn.Module):
     """Small conv video encoder: `pixel_values [N, F, C, H, W]` (normalised) → `[N, 2 (channels[0] + channels[-1])]`.
 
-    Stem: a per-frame patch embedding (Conv2d, kernel = stride = `patch_size`) of each frame and
-    its temporal difference, → GroupNorm → GELU. Then one block per further width: Conv3d
+    Stem: a per-frame patch embedding (Conv2d, kernel = stride = `patch_size`) of each frame, its
+    saturation (hue-independent object evidence) and their temporal differences, → GroupNorm → GELU. Then one block per further width: Conv3d
     (kernel 3, stride 1 in time for the first block then 2, stride 2 in space) → GroupNorm → GELU.
     The stem's features are pooled too, beside the last block's: local evidence (a color) stays
     apart from the deep, joint features (a red triangle), which helps unseen combinations.
@@ -72,7 +72,7 @@ class Conv3dVideoTower(nn.Module):
 
     def __init__(self, channels: list[int], patch_size: int, in_channels: int = 3):
         super().__init__()
-        stem_in = in_channels * _FRAME_AND_DIFFERENCE
+        stem_in = (in_channels + 1) * _FRAME_AND_DIFFERENCE  # + saturation, see forward
         self.stem = nn.Sequential(
             nn.Conv2d(stem_in, channels[0], kernel_size=patch_size, stride=patch_size),
             nn.GroupNorm(min(_GROUPS, channels[0]), channels[0]),
@@ -95,8 +95,12 @@ class Conv3dVideoTower(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         n, f = pixel_values.shape[:2]
         # Temporal difference, zero for the first frame: [N, F, C, H, W].
-        motion = torch.cat([torch.zeros_like(pixel_values[:, :1]), pixel_values.diff(dim=1)], dim=1)
-        frames = torch.cat([pixel_values, motion], dim=2).flatten(0, 1)  # [N * F, 2C, H, W]
+        # Saturation (spread over the color channels) marks colored objects whatever their hue, so
+        # the stem can learn shape detectors that do not depend on color: [N, F, 1, H, W].
+        saturation = pixel_values.std(dim=2, keepdim=True)
+        frames = torch.cat([pixel_values, saturation], dim=2)  # [N, F, C + 1, H, W]
+        motion = torch.cat([torch.zeros_like(frames[:, :1]), frames.diff(dim=1)], dim=1)
+        frames = torch.cat([frames, motion], dim=2).flatten(0, 1)  # [N * F, 2 (C + 1), H, W]
         x = self.stem(frames)  # [N * F, C0, H / p, W / p]
         x = x.unflatten(0, (n, f)).transpose(1, 2)  # -> [N, C0, F, H / p, W / p], Conv3d's layout
         stem = x.flatten(2)  # [N, C0, F * H/p * W/p]

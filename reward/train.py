@@ -282,6 +282,8 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     trainer, _ = run(*make_parser().parse_args_and_config(args=argv))
+    # Ranks reach the end at different times; gloo's group teardown can hang unless they meet first.
+    trainer.accelerator.wait_for_everyone()
     trainer.end()  # finish the trackers and the process group
     return 0
 

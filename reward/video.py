@@ -40,7 +40,14 @@ try:  # decord has wheels for x86_64 only; PyAV reads everything decord reads.
 except ImportError:  # pragma: no cover - exercised on platforms without decord wheels
     decord = None
 
-__all__ = ["VideoReadError", "SAMPLING_MODES", "sample_indices", "read_video", "write_video"]
+__all__ = [
+    "VideoReadError",
+    "SAMPLING_MODES",
+    "sample_indices",
+    "resample_videos",
+    "read_video",
+    "write_video",
+]
 
 SAMPLING_MODES: tuple[str, ...] = ("uniform", "fps")
 # decord's automatic thread count (0), as a bare VideoReader uses: one thread per reader was
@@ -93,6 +100,27 @@ def sample_indices(
     elif sampling != "uniform":
         raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLING_MODES}")
     return np.floor((np.arange(num_frames) + 0.5) * (num_available / num_frames)).astype(np.int64)
+
+
+def resample_videos(videos: torch.Tensor, num_frames: int, size: int | tuple[int, int]) -> torch.Tensor:
+    """float `[N, F, C, H, W]` → float `[N, num_frames, C, *size]`: the in-memory twin of `read_video`.
+
+    Frames are picked with `sample_indices` ("uniform") when F differs from `num_frames`, and
+    resized bilinearly with antialiasing when their size differs, so a tensor and the same video
+    read from disk reach a model alike. Runs on `videos`' device; values are not rescaled.
+    """
+    if not videos.is_floating_point() or videos.ndim != 5:
+        raise ValueError(f"videos must be float [N, F, C, H, W], got {videos.dtype} {list(videos.shape)}")
+    hw = _size_hw(size)
+    n, f = videos.shape[:2]
+    if f != num_frames:
+        index = torch.from_numpy(sample_indices(f, num_frames)).to(videos.device)
+        videos = videos.index_select(1, index)
+    if tuple(videos.shape[-2:]) != hw:
+        frames = videos.flatten(0, 1)  # [N, F, C, H, W] -> [N * F, C, H, W]
+        frames = F.interpolate(frames, size=hw, mode="bilinear", antialias=True, align_corners=False)
+        videos = frames.unflatten(0, (n, num_frames))  # -> [N, F, C, *size]
+    return videos
 
 
 def _size_hw(size: int | tuple[int, int] | None) -> tuple[int, int] | None:

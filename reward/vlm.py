@@ -63,7 +63,7 @@ from transformers.utils import is_torchvision_available
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from reward.dimensions import CANONICAL_DIMENSIONS, DEFAULT_QUESTION_TEMPLATE, DIMENSION_WORDS
-from reward.video import sample_indices
+from reward.video import resample_videos
 
 __all__ = [
     "VLM_MODEL_TYPE",
@@ -423,16 +423,7 @@ class VLMRewardModel(PreTrainedModel):
             raise ValueError(
                 f"videos must be float in [0, 1], got {videos.dtype} (divide uint8 frames by 255)"
             )
-        n, f = videos.shape[:2]
-        videos = videos.float()
-        if f != self.config.num_frames:
-            index = torch.from_numpy(sample_indices(f, self.config.num_frames)).to(videos.device)
-            videos = videos.index_select(1, index)
-        if list(videos.shape[-2:]) != self.config.frame_size:
-            frames = F.interpolate(
-                videos.flatten(0, 1), size=tuple(self.config.frame_size), mode="bilinear", antialias=True
-            )  # [N·F, C, H, W] at frame_size
-            videos = frames.view(n, self.config.num_frames, *frames.shape[1:])  # -> [N, F, C, H, W]
+        videos = resample_videos(videos, self.config.num_frames, tuple(self.config.frame_size)).float()
         return (videos.clamp(0, 1) * UINT8_MAX).round().to(torch.uint8)
 
     def build_inputs(

@@ -41,6 +41,7 @@ def train(corpus_dir: str, out: str) -> None:
     trainer, results = run(*make_parser().parse_args_and_config(args=argv))
     metrics = {**results["train"], "world_size": dist.get_world_size()}
     print(f"METRICS {dist.get_rank()} {json.dumps(metrics)}", flush=True)
+    trainer.accelerator.wait_for_everyone()  # as reward.train.main: meet before the group's teardown
     trainer.end()
 
 

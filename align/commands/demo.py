@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for config in (args.reward_config, *(() if args.skip_align else (args.align_config,))):
         if not Path(config).is_file():
-            raise SystemExit(f"clevereward demo: recipe {config} not found (pass --reward-config / --align-config)")
+            raise SystemExit(
+                f"clevereward demo: recipe {config} not found (pass --reward-config / --align-config)"
+            )
     out = Path(args.out)
     model_dir, data_dir = out / "reward-model", out / "data"
     total = time.perf_counter()
