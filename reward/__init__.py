@@ -13,6 +13,7 @@ _EXPORTS = {
     "VideoReadError": "reward.video",
     "read_video": "reward.video",
     "write_video": "reward.video",
+    "resample_videos": "reward.video",
     "build_question": "reward.dimensions",
     "CANONICAL_DIMENSIONS": "reward.dimensions",
     "Corpus": "reward.pairs",
@@ -20,6 +21,8 @@ _EXPORTS = {
     "save_corpus": "reward.pairs",
     "CleveRewardConfig": "reward.modeling",
     "CleveRewardModel": "reward.modeling",
+    "VLMRewardModel": "reward.vlm",
+    "VLMRewardConfig": "reward.vlm",
     "load_scorer": "reward.scoring",
 }
 __all__ = sorted(_EXPORTS)

@@ -177,3 +177,21 @@ def test_video_read_error_survives_pickling():
         "empty file (0 bytes)",
         "a.mp4: empty file (0 bytes)",
     )
+
+
+def test_resample_videos_picks_frames_and_resizes_like_read_video(tmp_path):
+    from reward.video import resample_videos
+
+    torch.manual_seed(0)
+    videos = torch.rand(2, 16, 3, 64, 64)  # [N, F, C, H, W]
+    out = resample_videos(videos, 8, 32)
+    assert out.shape == (2, 8, 3, 32, 32) and out.dtype == videos.dtype
+    picked = videos[:, torch.from_numpy(sample_indices(16, 8))]
+    # Same frames, same antialiased bilinear resize as read_video.
+    expected = torch.nn.functional.interpolate(
+        picked.flatten(0, 1), size=(32, 32), mode="bilinear", antialias=True, align_corners=False
+    ).unflatten(0, (2, 8))
+    assert torch.allclose(out, expected)
+    assert resample_videos(videos, 16, (64, 64)) is videos  # nothing to do: no copy
+    with pytest.raises(ValueError, match="float"):
+        resample_videos(videos.to(torch.uint8), 8, 32)

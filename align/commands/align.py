@@ -21,7 +21,7 @@ import dataclasses
 import io
 from pathlib import Path
 
-from align.cogvideox import LORA_WEIGHTS_NAME, validate_generator
+from align.cogvideox import LORA_WEIGHTS_NAME, load_lora, validate_generator
 from align.rewards import RULE_REWARDS, resolve_reward
 from align.train import ALGORITHMS, LORA_DIR, AlignConfig
 from reward.files import atomic_write, write_json
@@ -91,18 +91,6 @@ def _prompts(spec: str, split: str) -> list[str]:
     from reward.synthetic import CAPTIONS, caption_split
 
     return [c for c in CAPTIONS if caption_split(c) == split]
-
-
-def _load_lora(transformer, lora_dir: Path) -> None:
-    """Put the adapter weights saved by `align.cogvideox.save_lora` into the transformer's adapter."""
-    from diffusers import CogVideoXPipeline
-    from peft import set_peft_model_state_dict
-
-    state = CogVideoXPipeline.lora_state_dict(str(lora_dir))
-    prefix = "transformer."
-    set_peft_model_state_dict(
-        transformer, {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-    )
 
 
 def _round_record(round_: int, comparison: dict) -> dict:
@@ -186,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         records = json.loads(rounds_path.read_text())["rounds"]
     pipe = build_pipeline(config)
     if records:
-        _load_lora(pipe.transformer, out / f"round-{records[-1]['round']}" / "train" / LORA_DIR)
+        load_lora(pipe.transformer, out / f"round-{records[-1]['round']}" / "train" / LORA_DIR)
         print(f"resuming after round {records[-1]['round']}")
     sample_kwargs = {"num_inference_steps": args.sample_steps, "guidance_scale": args.guidance}
     for round_ in range(len(records) + 1, args.rounds + 1):
