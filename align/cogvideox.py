@@ -110,7 +110,7 @@ class GeneratorSpec:
     memory_offload_gb: float  # diffusers with sequential CPU offload + VAE slicing and tiling ("from X GB")
 
 
-# Model cards of THUDM/CogVideoX-2b, -5b and CogVideoX1.5-5B (sources in docs/parts/cogvideox.md).
+# Model cards of THUDM/CogVideoX-2b, -5b and CogVideoX1.5-5B (figures in the README, "Supported generators").
 KNOWN_GENERATORS: dict[str, GeneratorSpec] = {
     "THUDM/CogVideoX-2b": GeneratorSpec(
         height=480, width=720, num_frames=49, fps=8, num_inference_steps=50, guidance_scale=6.0,

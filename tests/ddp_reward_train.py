@@ -1,15 +1,17 @@
-"""Launched by tests/test_ddp.py: `torchrun --nproc_per_node 2 tests/ddp_reward_train.py CORPUS OUT`.
+"""Launched by tests/test_ddp.py: `torchrun --nproc_per_node 2 tests/ddp_reward_train.py CORPUS OUT METRICS_DIR`.
 
 Trains a tiny CleveReward for a few steps over gloo through `reward.train.run` (what
-`reward.train.main` runs), evaluates it on the 16 training pairs (8 per rank) and prints each
-rank's metrics as one JSON line, `METRICS <rank> {...}`, for the test to compare.
+`reward.train.main` runs), evaluates it on the 16 training pairs (8 per rank) and writes each rank's metrics to
+`METRICS_DIR/metrics-<rank>.json` for the test to compare (a file per rank: two processes printing
+to one pipe can interleave their lines).
 """
 
-import json
 import sys
+from pathlib import Path
 
 import torch.distributed as dist
 
+from reward.files import write_json
 from reward.train import make_parser, run
 
 TINY_MODEL_ARGS = [
@@ -22,7 +24,7 @@ TINY_MODEL_ARGS = [
 ]  # fmt: skip
 
 
-def train(corpus_dir: str, out: str) -> None:
+def train(corpus_dir: str, out: str, metrics_dir: str) -> None:
     argv = [
         "--data_dir", corpus_dir,
         "--output_dir", out,
@@ -40,10 +42,10 @@ def train(corpus_dir: str, out: str) -> None:
     ]  # fmt: skip
     trainer, results = run(*make_parser().parse_args_and_config(args=argv))
     metrics = {**results["train"], "world_size": dist.get_world_size()}
-    print(f"METRICS {dist.get_rank()} {json.dumps(metrics)}", flush=True)
+    write_json(Path(metrics_dir) / f"metrics-{dist.get_rank()}.json", metrics)
     trainer.accelerator.wait_for_everyone()  # as reward.train.main: meet before the group's teardown
     trainer.end()
 
 
 if __name__ == "__main__":
-    train(sys.argv[1], sys.argv[2])
+    train(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -240,7 +240,7 @@ def test_resume_continues_with_the_next_loss_of_an_uninterrupted_run(samples, tm
 # captions from the tiny generator, scored by rule:color_match; DPO on all same-prompt pairs, LoRA
 # on attention, feed-forward and adaLN modulation layers. (RWR with the same budget moved the
 # held-out reward by no more than the seed spread, as much as an unweighted fine-tune does: see
-# docs/parts/align_training.md.)
+# the README, "Measured on the tiny generator".)
 # Evaluated on the 16 test-split captions (unseen color-shape pairs) with seeds never sampled in
 # training, under color_match and the independent motion rule.
 LEARN_TARGETS = [

@@ -22,10 +22,21 @@ def test_two_process_ddp_training_gathers_metrics_and_writes_once(tmp_path):
         pytest.skip("torchrun is not installed")
     corpus = build_synthetic_corpus(tmp_path / "corpus", 8, seed=0, num_workers=1)  # 16 train pairs
     out = tmp_path / "run"
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     # Own session, so a hung run is killed with its workers (torchrun's children) on timeout.
     proc = subprocess.Popen(
-        [torchrun, "--standalone", "--nproc_per_node", "2", str(SCRIPT), str(corpus), str(out)],
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(SCRIPT),
+            str(corpus),
+            str(out),
+            str(metrics_dir),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -40,9 +51,7 @@ def test_two_process_ddp_training_gathers_metrics_and_writes_once(tmp_path):
         pytest.fail(f"the DDP run did not finish in {TIMEOUT_S} s:\n{stderr[-4000:]}")
     assert proc.returncode == 0, stderr[-4000:]
     metrics = {
-        int(line.split()[1]): json.loads(line.split(" ", 2)[2])
-        for line in stdout.splitlines()
-        if line.startswith("METRICS ")
+        int(p.stem.split("-")[1]): json.loads(p.read_text()) for p in metrics_dir.glob("metrics-*.json")
     }
     assert sorted(metrics) == [0, 1] and metrics[0]["world_size"] == 2
     # Each rank evaluated 8 pairs; gathered metrics cover all 16, identically on both ranks.
