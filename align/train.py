@@ -139,7 +139,10 @@ class AlignConfig:
         default=False, metadata={"help": "Recompute transformer activations in backward."}
     )
     use_8bit_adam: bool = field(
-        default=False, metadata={"help": "bitsandbytes AdamW8bit (CUDA) instead of torch AdamW."}
+        default=False,
+        metadata={
+            "help": "bitsandbytes AdamW8bit instead of torch AdamW (tensors under 4096 elements keep 32-bit state)."
+        },
     )
     seed: int = field(
         default=0, metadata={"help": "Seed of batches, noise, timesteps and the LoRA initialisation."}
