@@ -505,9 +505,15 @@ def train(config: AlignConfig, pipe=None) -> dict:
     `pipe.transformer` holds the trained adapters (enabled).
     """
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
 
+    # AcceleratorState is a process-wide singleton: an earlier Accelerator in this process (the
+    # reward trainer in `clevereward demo`, a notebook's previous run) fixed its mixed precision and
+    # a new one with another value would raise. Start from a fresh state, as transformers'
+    # TrainingArguments does; the PartialState (process group) is kept.
+    AcceleratorState._reset_state()
     accelerator = Accelerator(
         # accelerate runs several CPU processes (torchrun, gloo) as one job only when told cpu=True.
         cpu=not torch.cuda.is_available(),

@@ -63,6 +63,7 @@ class CleveRewardConfig(PreTrainedConfig):
     # Built-in towers.
     conv_channels: list[int] | None = None
     patch_size: int = 4
+    shape_channels: int = 0
     vocab_size: int = 64
     word_embedding_dim: int = 128
     text_hidden_size: int = 256

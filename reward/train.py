@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import TrlParser
 
@@ -100,6 +100,12 @@ class ModelArguments:
     )
     patch_size: int = field(
         default=4, metadata={"help": "Built-in conv tower: frame patch size of its stem."}
+    )
+    shape_channels: int = field(
+        default=0,
+        metadata={
+            "help": "Built-in conv tower: width of its color-blind shape branch on the saturation map (0: none)."
+        },
     )
     word_embedding_dim: int = field(
         default=128, metadata={"help": "Built-in text tower: word embedding width."}
@@ -239,6 +245,9 @@ def run(
         build_question(d, p, model_args.question_template)
         for d, p in zip(train_dataset["dimension"], train_dataset["prompt"])
     ]
+    # The Trainer seeds only after it is given the model: seed here so the initial weights of the
+    # towers trained from scratch (and the heads) are the same in every run of a config.
+    set_seed(training_args.seed)
     model, tokenizer = build_model(model_args, questions, dimensions, training_args.trust_remote_code)
 
     eval_dataset = corpus.pairs[script_args.eval_split] if script_args.eval_split else None

@@ -113,8 +113,10 @@ class CleveRewardTrainingConfig(RewardConfig):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep the video columns: the collator reads them."}
     )
-    gradient_checkpointing: bool = field(
-        default=False,
+    # None, not False: transformers 5 renamed the field `activation_checkpointing` and warns whenever
+    # the old name holds a value; None leaves both off (TRL's default is True).
+    gradient_checkpointing: bool | None = field(
+        default=None,
         metadata={"help": "Recompute activations in backward to save memory (HF towers, conv tower blocks)."},
     )
     bf16: bool | None = field(

@@ -341,46 +341,28 @@ def _train_and_compare(samples: Path, out: Path, **overrides) -> dict:
     return result
 
 
-def _gain_and_spread(result: dict) -> tuple[float, float]:
+def _gain_and_spread(samples: Path, out: Path, **overrides) -> tuple[float, float, dict]:
+    """Train with `overrides`; return color_match's gain, its seed spread (larger of base and tuned), the result."""
+    result = _train_and_compare(samples, out, **overrides)
     color = result["rewards"]["color_match"]
-    return color["gain"], max(color["base"]["seed_std"], color["tuned"]["seed_std"])
+    return color["gain"], max(color["base"]["seed_std"], color["tuned"]["seed_std"]), result
 
 
 def test_dpo_raises_the_reward_on_held_out_prompts_and_seeds(color_samples, tmp_path):
-    result = _train_and_compare(
-        color_samples,
-        tmp_path / "dpo",
-        algorithm="dpo",
-        beta=100.0,
-        steps=DPO_STEPS,
-        learning_rate=DPO_LEARNING_RATE,
-    )
-    gain, spread = _gain_and_spread(result)
+    dpo = dict(algorithm="dpo", beta=100.0, steps=DPO_STEPS, learning_rate=DPO_LEARNING_RATE)
+    gain, spread, result = _gain_and_spread(color_samples, tmp_path / "dpo", **dpo)
     assert gain > spread > 0, result
     assert "hacking_suspected" in result["rewards"]["motion"]
 
 
 def test_rwr_raises_the_reward_on_held_out_prompts_and_seeds(color_samples, tmp_path):
-    rwr = _train_and_compare(
-        color_samples,
-        tmp_path / "rwr",
-        algorithm="rwr",
-        temperature=0.25,
-        steps=RWR_STEPS,
-        learning_rate=RWR_LEARNING_RATE,
-    )
-    gain, spread = _gain_and_spread(rwr)
-    assert gain > spread > 0, rwr
+    rwr = dict(algorithm="rwr", steps=RWR_STEPS, learning_rate=RWR_LEARNING_RATE)
+    gain, spread, result = _gain_and_spread(color_samples, tmp_path / "rwr", temperature=0.25, **rwr)
+    assert gain > spread > 0, result
     # The control: the same fine-tune with uniform weights. The gain comes from the reward's weights.
-    uniform = _train_and_compare(
-        color_samples,
-        tmp_path / "uniform",
-        algorithm="rwr",
-        temperature=RWR_UNIFORM_TEMPERATURE,
-        steps=RWR_STEPS,
-        learning_rate=RWR_LEARNING_RATE,
+    uniform_gain, _, _ = _gain_and_spread(
+        color_samples, tmp_path / "uniform", temperature=RWR_UNIFORM_TEMPERATURE, **rwr
     )
-    uniform_gain, _ = _gain_and_spread(uniform)
     assert gain > uniform_gain + spread, (gain, uniform_gain, spread)
 
 

@@ -1,5 +1,8 @@
 """The CleveReward dual encoder (reward/modeling.py, reward/towers.py, reward/text.py): tiny models, offline."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 from transformers import (
@@ -16,6 +19,7 @@ from transformers import (
 
 from reward.dimensions import build_question
 from reward.modeling import CleveRewardConfig, CleveRewardModel
+from reward.synthetic import draw_scene, render_scene
 from reward.text import build_word_tokenizer
 from reward.towers import FrameImageTower, HFTextTower, VideoBackboneTower, text_pooling_for
 
@@ -239,3 +243,21 @@ def test_from_towers_loads_pretrained_backbone_weights(tmp_path, tokenizer, mode
         )
         torch.testing.assert_close(loaded[key], weight)
     assert any("lora_" in n for n in loaded) == (mode == "lora")
+
+
+def test_shape_branch_sees_shape_not_color(tokenizer):
+    """The conv tower's shape branch gives one feature for a scene drawn in two colors; the stem does not."""
+    shape_channels = 8
+    model = CleveRewardModel(tiny_config(tokenizer, shape_channels=shape_channels)).eval()
+    scene = draw_scene("a red triangle moving left", np.random.default_rng(0))
+    renders = [render_scene(replace(scene, color=c)) for c in ("red", "blue")]
+    renders.append(render_scene(replace(scene, shape="square")))
+    videos = model.preprocess_videos(torch.stack(renders).float() / 255)  # [3, F, C, H, W]
+    with torch.no_grad():
+        features = model.video_tower(videos)  # [3, hidden]; the shape branch's pooled features come last
+    stem_width = 2 * model.config.conv_channels[0]
+    shape = features[:, -2 * shape_channels :]
+    # Equal up to uint8 rounding of the anti-aliased edges, which differs per color.
+    torch.testing.assert_close(shape[0], shape[1], atol=1e-2, rtol=0)
+    assert (shape[0] - shape[2]).abs().max() > 10 * (shape[0] - shape[1]).abs().max()  # another shape
+    assert (features[0, :stem_width] - features[1, :stem_width]).abs().max() > 0.1  # the stem sees color

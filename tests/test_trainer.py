@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModel, AutoTokenizer
 
 from reward.dimensions import build_question
@@ -11,6 +12,7 @@ from reward.modeling import CleveRewardConfig, CleveRewardModel
 from reward.pairs import load_corpus
 from reward.synthetic import build_synthetic_corpus
 from reward.text import build_word_tokenizer
+from reward.train import main
 from reward.trainer import (
     TIE_STATE_FILE,
     CleveRewardTrainingConfig,
@@ -208,3 +210,26 @@ def test_train_entry_point_through_the_cli_saves_resumes_and_reports(corpus_dir,
     assert cli([*argv[:6], "4", *argv[7:], "--resume_from_checkpoint", "last"]) == 0
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
+
+
+def test_a_config_trains_the_same_model_every_run(corpus_dir, tmp_path):
+    def weights(name: str, seed: int) -> dict:
+        out = tmp_path / name
+        argv = [
+            "--data_dir", str(corpus_dir),
+            "--output_dir", str(out),
+            "--max_steps", "2",
+            "--per_device_train_batch_size", "8",
+            "--save_strategy", "no",
+            "--report_to", "none",
+            "--use_cpu", "true",
+            "--seed", str(seed),
+            *TINY_MODEL_ARGS,
+        ]  # fmt: skip
+        assert main(argv) == 0
+        return load_file(out / "model.safetensors")
+
+    first, again, other = weights("first", 0), weights("again", 0), weights("other", 1)
+    assert first.keys() == again.keys() == other.keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)  # the towers' initialisation is seeded
+    assert not all(torch.equal(first[k], other[k]) for k in first)
