@@ -390,6 +390,38 @@ def _resolve_checkpoint(config: AlignConfig) -> Path | None:
     return found[-1] if found else None  # nothing saved yet: start fresh
 
 
+def _trainable_names(model: nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _keep_trainable_weights(models: list[nn.Module], weights: list[dict], output_dir: str) -> None:
+    """accelerate save-state pre-hook: a checkpoint holds the trained (LoRA) weights, not the frozen base.
+
+    The base is rebuilt from the generator at resume, so writing it again (about 11 GB for
+    CogVideoX-5b's transformer in bf16) would only cost disk and time. `weights` is empty under
+    FSDP / DeepSpeed, which save through their own plugins.
+    """
+    for i, state in enumerate(weights):
+        trainable = _trainable_names(models[i])
+        weights[i] = {name: tensor for name, tensor in state.items() if name in trainable}
+
+
+def _load_trainable_weights(models: list[nn.Module], input_dir: str) -> None:
+    """accelerate load-state pre-hook, the inverse of `_keep_trainable_weights` (file names are accelerate's)."""
+    for i, model in enumerate(models):
+        path = Path(input_dir) / (f"model_{i}.safetensors" if i else "model.safetensors")
+        state = load_file(path)
+        trainable = _trainable_names(model)
+        if set(state) != trainable:
+            raise ValueError(
+                f"{path}: holds {len(state)} tensors but this run trains {len(trainable)} parameters "
+                f"({len(set(state) - trainable)} unexpected, {len(trainable - set(state))} missing): "
+                "resume with the LoRA rank, targets and process layout the checkpoint was written with"
+            )
+        model.load_state_dict(state, strict=False)  # the frozen base is absent on purpose
+    models.clear()  # loaded: accelerate must not load them again
+
+
 def _save_checkpoint(accelerator, output_dir: Path, step: int) -> None:
     """accelerator.save_state into a temporary folder that the main process then renames: complete or absent."""
     final = output_dir / f"{CHECKPOINT_PREFIX}{step}"
@@ -554,6 +586,8 @@ def train(config: AlignConfig, pipe=None) -> dict:
         DenoisingObjective(transformer, pipe.scheduler), optimizer, lr_scheduler
     )
 
+    accelerator.register_save_state_pre_hook(_keep_trainable_weights)
+    accelerator.register_load_state_pre_hook(_load_trainable_weights)
     start_step = 0
     checkpoint = _resolve_checkpoint(config)
     if checkpoint is not None:

@@ -422,10 +422,6 @@ class VideoRewardTrainer(RewardTrainer):
         rows = self.accelerator.gather(rows)
         rows = rows[rows[:, 0] >= 0]
         metrics = self._metrics[mode]
-        strict_rows = rows[rows[:, 1] > 0]
-        if len(strict_rows):
-            metrics["accuracy"].append(strict_rows[:, 2].mean().item())
-        metrics["margin"].append(rows[:, 3].mean().item())
         metrics["mean_reward"].append(
             self.accelerator.gather(torch.cat([chosen, rejected]).mean()).mean().item()
         )
@@ -442,12 +438,20 @@ class VideoRewardTrainer(RewardTrainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"
         metrics = self._metrics[mode]
-        for dimension_id, (correct, strict, gap_sum, pairs) in sorted(self._dimension_stats[mode].items()):
+        # Counted over pairs since the last log (not a mean of per-batch values, which would weigh
+        # a short last batch like a full one).
+        stats = self._dimension_stats[mode]
+        for dimension_id, (correct, strict, gap_sum, pairs) in sorted(stats.items()):
             name = CANONICAL_DIMENSIONS[dimension_id]
             if strict:
                 metrics[f"accuracy_{name}"] = [correct / strict]
             metrics[f"margin_{name}"] = [gap_sum / pairs]
-        metrics["pairs"] = [sum(entry[3] for entry in self._dimension_stats[mode].values())]
+        correct, strict, gap_sum, pairs = (sum(entry[k] for entry in stats.values()) for k in range(4))
+        if strict:
+            metrics["accuracy"] = [correct / strict]
+        if pairs:
+            metrics["margin"] = [gap_sum / pairs]
+        metrics["pairs"] = [pairs]
         self._dimension_stats[mode] = {}
         skipped = torch.tensor(self._skipped_pairs, device=self.args.device)
         metrics["skipped_pairs"] = [self.accelerator.reduce(skipped, "sum").item()]

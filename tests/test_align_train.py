@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from align import cogvideox
 from align.preference import save_sample_pairs
@@ -247,6 +248,9 @@ def test_resume_continues_with_the_next_loss_of_an_uninterrupted_run(samples, tm
     assert sorted(p.name for p in Path(part.output_dir).iterdir() if p.name.startswith("checkpoint")) == [
         "checkpoint-2"
     ]
+    # The checkpoint holds the LoRA weights alone: the frozen base is rebuilt from the generator.
+    saved = load_file(Path(part.output_dir) / "checkpoint-2" / "model.safetensors")
+    assert saved and all("lora_" in name for name in saved)
     resumed = replace(part, steps=4, resume=True)
     summary = train(resumed, build_pipeline(resumed, "cpu"))
     assert summary["resumed_from"] == 2

@@ -98,17 +98,21 @@ def test_reward_trainer_changes_every_parameter_lowers_the_loss_and_round_trips(
     train = corpus.pairs["train"]
     trainer = VideoRewardTrainer(
         model=model,
-        args=training_args(tmp_path, max_steps=12),
+        args=training_args(tmp_path, max_steps=12, per_device_eval_batch_size=5),  # 16 pairs: 5 + 5 + 5 + 1
         train_dataset=train,
         eval_dataset=train,
         processing_class=tokenizer,
         video_root=corpus.video_root,
     )
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    loss_before = trainer.evaluate()["eval_loss"]
+    evaluation = trainer.evaluate()
+    # Accuracy counts pairs (correct / pairs), not a mean of per-batch accuracies (the short last
+    # batch would weigh like a full one).
+    assert evaluation["eval_pairs"] == len(train)
+    correct = evaluation["eval_accuracy"] * len(train)
+    assert correct == pytest.approx(round(correct), abs=1e-6)
     trainer.train()
-    loss_after = trainer.evaluate()["eval_loss"]
-    assert loss_after < loss_before
+    assert trainer.evaluate()["eval_loss"] < evaluation["eval_loss"]
     unchanged = [n for n, p in model.named_parameters() if p.requires_grad and torch.equal(p, before[n])]
     assert not unchanged, f"parameters that did not train: {unchanged}"
     logged = {key for entry in trainer.state.log_history for key in entry}
