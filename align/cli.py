@@ -8,6 +8,7 @@ docstring is its help. Modules are imported only when their command runs, so `--
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 __all__ = ["COMMANDS", "main"]
@@ -29,6 +30,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# bitsandbytes (imported by peft) warns on every start, on CPUs with AVX-512 BF16, that it could not
+# fetch an optional faster 4-bit CPU kernel from the hub; its fallback works. Commands print
+# their own errors, so only that logger is quietened, and only in the console script.
+_QUIET_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: clevereward COMMAND [ARGS...]", "", "commands:"]
@@ -39,6 +46,8 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     for words in (2, 1):
         name = " ".join(argv[:words])
         if len(argv) >= words and name in COMMANDS:

@@ -15,6 +15,7 @@ a warning; training goes on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -49,7 +50,21 @@ UINT8_MAX = 255
 # Pair columns the trainer reads; the rest of a corpus's columns ride along untouched.
 _REQUIRED_COLUMNS = ("prompt", "dimension", "chosen_video", "rejected_video", "margin", "tie")
 # Keys the collator adds that are labels for the loss, not model inputs.
-_LOSS_KEYS = ("margin", "tie", "dimension_id", "num_skipped")
+_LOSS_KEYS = ("margin", "tie", "dimension_id", "pair_key", "num_skipped")
+_PAIR_KEY_BYTES = 8  # a 63-bit id: collisions among a corpus's pairs are negligible
+
+
+def pair_key(row: dict[str, Any]) -> int:
+    """A stable id of a pair row (its two videos, dimension and prompt), the same in every process.
+
+    Evaluation under DDP drops the pairs accelerate repeats to even out the last batch by this key
+    (Python's `hash` of a string differs between processes).
+    """
+    text = "\x1f".join(
+        str(row[column]) for column in ("chosen_video", "rejected_video", "dimension", "prompt")
+    )
+    digest = hashlib.blake2b(text.encode(), digest_size=_PAIR_KEY_BYTES).digest()
+    return int.from_bytes(digest, "little") >> 1  # fits int64
 
 
 @dataclass
@@ -149,7 +164,7 @@ class VideoPreferenceCollator:
     rejected ones, each asked its pair's question (`build_question(dimension, prompt,
     model.config.question_template)`); `model.build_inputs` makes the forward kwargs, and the loss
     splits the logits back with `torch.chunk(logits, 2)`. The batch also carries `margin [B]`,
-    `tie [B]`, `dimension_id [B]` (index into CANONICAL_DIMENSIONS) and `num_skipped` (pairs left
+    `tie [B]`, `dimension_id [B]` (index into CANONICAL_DIMENSIONS), `pair_key [B]` (`pair_key`) and `num_skipped` (pairs left
     out because a video could not be read; each file is named once in a warning and kept in
     `skipped`, path → reason).
 
@@ -195,6 +210,7 @@ class VideoPreferenceCollator:
         batch["dimension_id"] = torch.tensor(
             [CANONICAL_DIMENSIONS.index(row["dimension"]) for row, _ in pairs], dtype=torch.long
         )
+        batch["pair_key"] = torch.tensor([pair_key(row) for row, _ in pairs], dtype=torch.long)
         batch["num_skipped"] = torch.tensor(len(rows) - len(pairs))
         return batch
 
@@ -278,6 +294,7 @@ class VideoRewardTrainer(RewardTrainer):
             torch.tensor(nu_raw, device=args.device), requires_grad=args.learn_tie_nu
         )
         self._dimension_stats: dict[str, dict[int, list[float]]] = {"train": {}, "eval": {}}
+        self._eval_pairs_seen: set[int] = set()  # pair keys counted in the current evaluation
         self._skipped_pairs = 0
         super().__init__(
             model=model,
@@ -418,9 +435,19 @@ class VideoRewardTrainer(RewardTrainer):
             [labels["dimension_id"].float(), strict.float(), (gap > 0).float(), gap], dim=1
         )  # [B, 4]
         # Processes may hold different numbers of pairs (skipped videos): pad with dimension −1, then drop.
-        rows = self.accelerator.pad_across_processes(rows, dim=0, pad_index=-1)
-        rows = self.accelerator.gather(rows)
-        rows = rows[rows[:, 0] >= 0]
+        rows = self.accelerator.gather(self.accelerator.pad_across_processes(rows, dim=0, pad_index=-1))
+        keys = self.accelerator.gather(
+            self.accelerator.pad_across_processes(labels["pair_key"], dim=0, pad_index=-1)
+        )  # [P * B'], aligned with rows
+        real = rows[:, 0] >= 0
+        rows, keys = rows[real], keys[real]
+        if mode == "eval":
+            # accelerate repeats the first pairs so every process gets a full last batch: count once.
+            first = []
+            for key in keys.tolist():
+                first.append(key not in self._eval_pairs_seen)
+                self._eval_pairs_seen.add(key)
+            rows = rows[torch.tensor(first, dtype=torch.bool, device=rows.device)]
         metrics = self._metrics[mode]
         metrics["mean_reward"].append(
             self.accelerator.gather(torch.cat([chosen, rejected]).mean()).mean().item()
@@ -453,6 +480,8 @@ class VideoRewardTrainer(RewardTrainer):
             metrics["margin"] = [gap_sum / pairs]
         metrics["pairs"] = [pairs]
         self._dimension_stats[mode] = {}
+        if mode == "eval":
+            self._eval_pairs_seen.clear()
         skipped = torch.tensor(self._skipped_pairs, device=self.args.device)
         metrics["skipped_pairs"] = [self.accelerator.reduce(skipped, "sum").item()]
         if self.args.tie_loss:

@@ -1,7 +1,8 @@
 """Launched by tests/test_ddp.py: `torchrun --nproc_per_node 2 tests/ddp_reward_train.py CORPUS OUT METRICS_DIR`.
 
 Trains a tiny CleveReward for a few steps over gloo through `reward.train.run` (what
-`reward.train.main` runs), evaluates it on the 16 training pairs (8 per rank) and writes each rank's metrics to
+`reward.train.main` runs), evaluates it on the 16 training pairs (8 per rank) and the 12 test pairs
+(batches of 4: rank 1's last batch repeats 4 pairs) and writes each rank's metrics to
 `METRICS_DIR/metrics-<rank>.json` for the test to compare (a file per rank: two processes printing
 to one pipe can interleave their lines).
 """
@@ -37,11 +38,11 @@ def train(corpus_dir: str, out: str, metrics_dir: str) -> None:
         "--report_to", "none",
         "--use_cpu", "true",
         "--torch_num_threads", "1",
-        "--final_eval_splits", "train",  # 16 pairs: 8 per rank
+        "--final_eval_splits", "train", "test",
         *TINY_MODEL_ARGS,
     ]  # fmt: skip
     trainer, results = run(*make_parser().parse_args_and_config(args=argv))
-    metrics = {**results["train"], "world_size": dist.get_world_size()}
+    metrics = {**results["train"], "test": results["test"], "world_size": dist.get_world_size()}
     write_json(Path(metrics_dir) / f"metrics-{dist.get_rank()}.json", metrics)
     trainer.accelerator.wait_for_everyone()  # as reward.train.main: meet before the group's teardown
     trainer.end()

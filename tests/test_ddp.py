@@ -58,6 +58,8 @@ def test_two_process_ddp_training_gathers_metrics_and_writes_once(tmp_path):
     assert metrics[0]["eval_pairs"] == metrics[1]["eval_pairs"] == 16
     for key in ("eval_accuracy", "eval_accuracy_text_alignment", "eval_margin_visual_quality"):
         assert metrics[0][key] == pytest.approx(metrics[1][key]), key
+    # 12 test pairs in batches of 4 over 2 ranks: accelerate repeats 4 pairs; each is counted once.
+    assert metrics[0]["test"]["eval_pairs"] == metrics[1]["test"]["eval_pairs"] == 12
     # Only the main process wrote the model and the reports: one of each, complete.
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert json.loads((out / "skipped_videos.json").read_text()) == {}

@@ -356,7 +356,11 @@ def test_trainer_updates_every_parameter_and_fits_a_batch(
         str(backbone_dir), num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, dimensions=["dynamic_degree"]
     )
     batch = VideoPreferenceCollator(model, processor, corpus.video_root)([pairs[i] for i in range(4)])
-    inputs = {k: v for k, v in batch.items() if k not in ("margin", "tie", "dimension_id", "num_skipped")}
+    inputs = {
+        k: v
+        for k, v in batch.items()
+        if k not in ("margin", "tie", "dimension_id", "pair_key", "num_skipped")
+    }
 
     def batch_loss() -> float:  # −log σ(r_chosen − r_rejected), averaged over the 4 pairs
         with torch.no_grad():
