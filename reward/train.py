@@ -280,8 +280,12 @@ def run(
         f"saved to {training_args.output_dir}; skipped {len(skipped)} unreadable videos"
     )
     # Evaluate splits by name: the Trainer keeps one data loader per name (with persistent workers
-    # it would otherwise reuse the first split's loader for every dataset passed in).
-    trainer.eval_dataset = {split: corpus.pairs[split] for split in script_args.final_eval_splits}
+    # it would otherwise reuse the first split's loader for every dataset passed in). Prepared like
+    # the datasets the trainer was given (columns checked, ties dropped when the tie loss is off).
+    trainer.eval_dataset = {
+        split: trainer._prepare_dataset(corpus.pairs[split], tokenizer, training_args, split)
+        for split in script_args.final_eval_splits
+    }
     results = {}
     for split in script_args.final_eval_splits:
         results[split] = trainer.evaluate(split)

@@ -2,6 +2,7 @@
 
 import json
 
+import datasets
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -9,10 +10,10 @@ from transformers import AutoModel, AutoTokenizer
 
 from reward.dimensions import build_question
 from reward.modeling import CleveRewardConfig, CleveRewardModel
-from reward.pairs import load_corpus
+from reward.pairs import load_corpus, save_corpus
 from reward.synthetic import build_synthetic_corpus
 from reward.text import build_word_tokenizer
-from reward.train import main
+from reward.train import main, make_parser, run
 from reward.trainer import (
     TIE_STATE_FILE,
     CleveRewardTrainingConfig,
@@ -237,3 +238,28 @@ def test_a_config_trains_the_same_model_every_run(corpus_dir, tmp_path):
     assert first.keys() == again.keys() == other.keys()
     assert all(torch.equal(first[k], again[k]) for k in first)  # the towers' initialisation is seeded
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_final_evaluation_drops_ties_like_training_when_the_tie_loss_is_off(corpus, tmp_path):
+    pairs = datasets.DatasetDict(
+        {
+            split: ds.map(
+                lambda row, i: {"tie": i < 3, "margin": 0.0 if i < 3 else row["margin"]}, with_indices=True
+            )
+            for split, ds in corpus.pairs.items()
+        }
+    )
+    data = save_corpus(tmp_path / "ties", pairs, corpus.video_root)
+    argv = [
+        "--data_dir", str(data),
+        "--output_dir", str(tmp_path / "out"),
+        "--max_steps", "1",
+        "--save_strategy", "no",
+        "--report_to", "none",
+        "--use_cpu", "true",
+        "--tie_loss", "false",
+        "--final_eval_splits", "train",
+        *TINY_MODEL_ARGS,
+    ]  # fmt: skip
+    _, results = run(*make_parser().parse_args_and_config(args=argv))
+    assert results["train"]["eval_pairs"] == len(pairs["train"]) - 3
