@@ -195,6 +195,8 @@ def read_video(
         raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLING_MODES}")
     if sampling == "fps" and not (fps is not None and fps > 0):
         raise ValueError(f"sampling='fps' needs a positive fps, got {fps}")
+    if os.path.isdir(path):
+        raise VideoReadError(path, "a folder, not a video file")
     if not os.path.isfile(path):
         raise VideoReadError(path, "no such file")
     if os.path.getsize(path) == 0:

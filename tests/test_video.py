@@ -143,6 +143,7 @@ def _truncated_faststart(path, tmp_path):
     ("case", "reason"),
     [
         ("missing", "no such file"),
+        ("folder", "a folder, not a video file"),
         ("empty", "empty file"),
         ("text", "not a readable video"),
         ("truncated", "not a readable video"),  # index at the end: cut off with the second half
@@ -153,6 +154,8 @@ def test_bad_files_raise_one_error_naming_file_and_reason(tmp_path, backend, cas
     path = tmp_path / f"{case}.mp4"
     if case == "empty":
         path.touch()
+    elif case == "folder":
+        path.mkdir()
     elif case == "text":
         path.write_text("this is not a video\n" * 20)
     elif case == "truncated":
