@@ -408,8 +408,12 @@ def _keep_trainable_weights(models: list[nn.Module], weights: list[dict], output
 
 def _load_trainable_weights(models: list[nn.Module], input_dir: str) -> None:
     """accelerate load-state pre-hook, the inverse of `_keep_trainable_weights` (file names are accelerate's)."""
+    from accelerate.utils import SAFE_MODEL_NAME
+
     for i, model in enumerate(models):
-        path = Path(input_dir) / (f"model_{i}.safetensors" if i else "model.safetensors")
+        path = Path(input_dir) / (
+            f"{SAFE_MODEL_NAME}_{i}.safetensors" if i else f"{SAFE_MODEL_NAME}.safetensors"
+        )
         state = load_file(path)
         trainable = _trainable_names(model)
         if set(state) != trainable:

@@ -59,6 +59,12 @@ _GROUPS = 8  # GroupNorm groups: batch-size independent, so DDP and eval behave 
 _TEMPORAL_HEADS = 4
 
 
+def _with_temporal_difference(x: torch.Tensor) -> torch.Tensor:
+    """`[N, F, C, H, W]` → `[N, F, 2C, H, W]`: each frame beside its difference to the previous one (zero for the first)."""
+    difference = torch.cat([torch.zeros_like(x[:, :1]), x.diff(dim=1)], dim=1)  # [N, F, C, H, W]
+    return torch.cat([x, difference], dim=2)
+
+
 class Conv3dVideoTower(nn.Module):
     """Small conv video encoder: `pixel_values [N, F, C, H, W]` (normalised) → `[N, hidden_size]`.
 
@@ -115,13 +121,11 @@ class Conv3dVideoTower(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         n, f = pixel_values.shape[:2]
-        # Temporal difference, zero for the first frame: [N, F, C, H, W].
         # Saturation (spread over the color channels) marks colored objects whatever their hue, so
         # the stem can learn shape detectors that do not depend on color: [N, F, 1, H, W].
         saturation = pixel_values.std(dim=2, keepdim=True)
         frames = torch.cat([pixel_values, saturation], dim=2)  # [N, F, C + 1, H, W]
-        motion = torch.cat([torch.zeros_like(frames[:, :1]), frames.diff(dim=1)], dim=1)
-        frames = torch.cat([frames, motion], dim=2).flatten(0, 1)  # [N * F, 2 (C + 1), H, W]
+        frames = _with_temporal_difference(frames).flatten(0, 1)  # [N * F, 2 (C + 1), H, W]
         x = self.stem(frames)  # [N * F, C0, H / p, W / p]
         x = x.unflatten(0, (n, f)).transpose(1, 2)  # -> [N, C0, F, H / p, W / p], Conv3d's layout
         stem = x.flatten(2)  # [N, C0, F * H/p * W/p]
@@ -135,9 +139,7 @@ class Conv3dVideoTower(nn.Module):
         if self.shape is not None:
             peak = saturation.amax(dim=(-2, -1), keepdim=True).clamp_min(_SATURATION_EPS)
             mask = saturation / peak  # [N, F, 1, H, W], 1 at the most saturated pixel of each frame
-            mask = torch.cat(
-                [mask, torch.cat([torch.zeros_like(mask[:, :1]), mask.diff(dim=1)], dim=1)], dim=2
-            )
+            mask = _with_temporal_difference(mask)  # [N, F, 2, H, W]
             shape = self.shape(mask.flatten(0, 1)).unflatten(0, (n, f)).transpose(1, 2).flatten(2)
             # [N * F, 2, H, W] -> [N * F, S, H / p, W / p] -> [N, S, F * H/p * W/p]
             pooled += [shape.mean(-1), shape.amax(-1)]

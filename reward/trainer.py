@@ -37,6 +37,7 @@ from reward.pairs import PAIR_COLUMNS
 from reward.video import VideoReadError, read_video
 
 __all__ = [
+    "LABEL_KEYS",
     "TIE_STATE_FILE",
     "CleveRewardTrainingConfig",
     "VideoPreferenceCollator",
@@ -50,7 +51,7 @@ UINT8_MAX = 255
 # Pair columns the trainer reads; the rest of a corpus's columns ride along untouched.
 _REQUIRED_COLUMNS = ("prompt", "dimension", "chosen_video", "rejected_video", "margin", "tie")
 # Keys the collator adds that are labels for the loss, not model inputs.
-_LOSS_KEYS = ("margin", "tie", "dimension_id", "pair_key", "num_skipped")
+LABEL_KEYS = ("margin", "tie", "dimension_id", "pair_key", "num_skipped")
 _PAIR_KEY_BYTES = 8  # a 63-bit id: collisions among a corpus's pairs are negligible
 
 
@@ -403,7 +404,7 @@ class VideoRewardTrainer(RewardTrainer):
         every trainable parameter (DDP expects a gradient for each).
         """
         mode = "train" if self.model.training else "eval"
-        labels = {key: inputs.pop(key) for key in _LOSS_KEYS}
+        labels = {key: inputs.pop(key) for key in LABEL_KEYS}
         self._skipped_pairs += int(labels["num_skipped"])
         if labels["margin"].numel() == 0:
             loss = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
@@ -436,18 +437,17 @@ class VideoRewardTrainer(RewardTrainer):
         )  # [B, 4]
         # Processes may hold different numbers of pairs (skipped videos): pad with dimension −1, then drop.
         rows = self.accelerator.gather(self.accelerator.pad_across_processes(rows, dim=0, pad_index=-1))
-        keys = self.accelerator.gather(
-            self.accelerator.pad_across_processes(labels["pair_key"], dim=0, pad_index=-1)
-        )  # [P * B'], aligned with rows
-        real = rows[:, 0] >= 0
-        rows, keys = rows[real], keys[real]
+        keep = (rows[:, 0] >= 0).tolist()
         if mode == "eval":
             # accelerate repeats the first pairs so every process gets a full last batch: count once.
-            first = []
-            for key in keys.tolist():
-                first.append(key not in self._eval_pairs_seen)
-                self._eval_pairs_seen.add(key)
-            rows = rows[torch.tensor(first, dtype=torch.bool, device=rows.device)]
+            keys = self.accelerator.gather(
+                self.accelerator.pad_across_processes(labels["pair_key"], dim=0, pad_index=-1)
+            )  # [P * B'], aligned with rows
+            for i, key in enumerate(keys.tolist()):
+                if keep[i]:
+                    keep[i] = key not in self._eval_pairs_seen
+                    self._eval_pairs_seen.add(key)
+        rows = rows[torch.tensor(keep, dtype=torch.bool, device=rows.device)]
         metrics = self._metrics[mode]
         metrics["mean_reward"].append(
             self.accelerator.gather(torch.cat([chosen, rejected]).mean()).mean().item()

@@ -311,8 +311,10 @@ def color_samples(tmp_path_factory):
     return out
 
 
-def _train_and_compare(samples: Path, out: Path, **overrides) -> dict:
-    """Train the tiny generator on `samples` with the learning recipe, return base vs tuned on held-out prompts."""
+def _gain_and_spread(samples: Path, out: Path, **overrides) -> tuple[float, float, dict]:
+    """Train the tiny generator on `samples` with the learning recipe and `overrides`, compare base vs
+    tuned on held-out prompts; return color_match's gain, its seed spread (larger of base and tuned),
+    and the comparison."""
     from align.evaluation import compare_base_tuned, format_comparison
     from align.rewards import resolve_reward
     from reward.synthetic import CAPTIONS, caption_split
@@ -342,12 +344,6 @@ def _train_and_compare(samples: Path, out: Path, **overrides) -> dict:
         guidance_scale=1.0,
     )
     print(format_comparison(result))
-    return result
-
-
-def _gain_and_spread(samples: Path, out: Path, **overrides) -> tuple[float, float, dict]:
-    """Train with `overrides`; return color_match's gain, its seed spread (larger of base and tuned), the result."""
-    result = _train_and_compare(samples, out, **overrides)
     color = result["rewards"]["color_match"]
     return color["gain"], max(color["base"]["seed_std"], color["tuned"]["seed_std"]), result
 

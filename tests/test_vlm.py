@@ -347,7 +347,7 @@ def training_args(tmp_path, **overrides):
 def test_trainer_updates_every_parameter_and_fits_a_batch(
     backbone_dir, synthetic_corpus_dir, tmp_path, processor
 ):
-    from reward.trainer import VideoPreferenceCollator, VideoRewardTrainer
+    from reward.trainer import LABEL_KEYS, VideoPreferenceCollator, VideoRewardTrainer
 
     corpus, train = dimension_pairs(synthetic_corpus_dir, "train", "dynamic_degree")
     pairs = train.select([0] * 4) if len(train) < 4 else train.select(range(4))  # one batch, every step
@@ -356,11 +356,7 @@ def test_trainer_updates_every_parameter_and_fits_a_batch(
         str(backbone_dir), num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, dimensions=["dynamic_degree"]
     )
     batch = VideoPreferenceCollator(model, processor, corpus.video_root)([pairs[i] for i in range(4)])
-    inputs = {
-        k: v
-        for k, v in batch.items()
-        if k not in ("margin", "tie", "dimension_id", "pair_key", "num_skipped")
-    }
+    inputs = {k: v for k, v in batch.items() if k not in LABEL_KEYS}
 
     def batch_loss() -> float:  # −log σ(r_chosen − r_rejected), averaged over the 4 pairs
         with torch.no_grad():
