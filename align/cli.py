@@ -3,6 +3,11 @@
 It lives in `align` because `align` may import `reward` but not the other way round. Each
 command is a module with `main(argv: list[str] | None = None)`; the first line of its
 docstring is its help. Modules are imported only when their command runs, so `--help` is fast.
+
+Errors a user causes (a missing or unreadable file, an unknown source, reward or generator, an
+invalid value, a model that is neither local nor downloadable) end the command with one line,
+`clevereward <command>: error: <what is wrong>`, and exit status 2. `--debug` (anywhere on the
+command line) or `CLEVEREWARD_DEBUG=1` (`DEBUG_ENV`) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -11,7 +16,11 @@ import importlib
 import logging
 import sys
 
-__all__ = ["COMMANDS", "main"]
+import yaml
+
+from reward.commands import DEBUG_ENV, debug_enabled, print_error
+
+__all__ = ["COMMANDS", "USER_ERRORS", "DEBUG_FLAG", "DEBUG_ENV", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("align.commands.demo", "the main job on the synthetic world: data, reward model, alignment"),
@@ -36,6 +45,37 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _QUIET_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 
 
+# What a user's input can cause: bad paths and files (OSError), bad values (ValueError; also
+# VideoReadError), a missing split or column (KeyError), a malformed YAML recipe. Anything else is
+# a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, yaml.YAMLError)
+DEBUG_FLAG = "--debug"
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (KeyError quotes its key; multi-line messages keep their first line)."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _run(name: str, argv: list[str], debug: bool) -> int:
+    module = importlib.import_module(COMMANDS[name][0])
+    sys.argv = [f"clevereward {name}", *argv]
+    try:
+        return int(module.main(argv) or 0)
+    except SystemExit as done:
+        if isinstance(done.code, str):  # raise SystemExit("message"): a usage error in words
+            print_error(name, done.code)
+            return 2
+        return int(done.code or 0)  # argparse: --help (0) or a usage error, already printed (2)
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        print_error(name, _one_line(error))
+        return 2
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: clevereward COMMAND [ARGS...]", "", "commands:"]
@@ -46,15 +86,14 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv or debug_enabled()
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     for words in (2, 1):
         name = " ".join(argv[:words])
         if len(argv) >= words and name in COMMANDS:
-            module = importlib.import_module(COMMANDS[name][0])
-            sys.argv = [f"clevereward {name}", *argv[words:]]
-            result = module.main(argv[words:])
-            return int(result or 0)
+            return _run(name, argv[words:], debug)
     if argv and argv[0] not in ("-h", "--help"):
         print(f"clevereward: unknown command {' '.join(argv[:2])!r}\n", file=sys.stderr)
         print(_usage(), file=sys.stderr)

@@ -30,6 +30,7 @@ __all__ = [
     "sample_and_score",
     "summarize_scores",
     "compare_base_tuned",
+    "compare_scores",
     "format_comparison",
     "write_comparison",
 ]
@@ -104,15 +105,35 @@ def compare_base_tuned(
     with cogvideox.adapters_disabled(pipe.transformer):
         base = sample_and_score(pipe, prompts, seeds, rewards, **sample_kwargs)
     tuned = sample_and_score(pipe, prompts, seeds, rewards, **sample_kwargs)
-    result: dict = {
+    return {
         "prompts": list(prompts),
         "seeds": list(seeds),
-        "training_reward": training_reward,
-        "rewards": {},
+        **compare_scores(base["scores"], tuned["scores"], len(prompts), len(seeds), training_reward),
     }
-    for name in names:
-        b = summarize_scores(base["scores"][name], len(prompts), len(seeds))
-        t = summarize_scores(tuned["scores"][name], len(prompts), len(seeds))
+
+
+def compare_scores(
+    base: dict[str, list[float]],
+    tuned: dict[str, list[float]],
+    num_prompts: int,
+    num_seeds: int,
+    training_reward: str,
+) -> dict:
+    """The base-vs-tuned verdict on scores already computed: `compare_base_tuned` without the sampling.
+
+    `base[name]` / `tuned[name]` hold one score per (prompt, seed), prompt-major (the layout of
+    `sample_and_score`). Per reward: both summaries, the gain, the spread of the paired per-seed
+    gains, `significant` (|gain| > both seed spreads), and for independent rewards
+    `hacking_suspected` = the training reward rose significantly while this one fell significantly.
+    """
+    if training_reward not in base:
+        raise ValueError(
+            f"training reward {training_reward!r} is not among the scored rewards {sorted(base)}"
+        )
+    result: dict = {"training_reward": training_reward, "rewards": {}}
+    for name in base:
+        b = summarize_scores(base[name], num_prompts, num_seeds)
+        t = summarize_scores(tuned[name], num_prompts, num_seeds)
         paired = [tv - bv for tv, bv in zip(t["per_seed"], b["per_seed"])]
         gain = t["mean"] - b["mean"]
         result["rewards"][name] = {

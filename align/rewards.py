@@ -2,7 +2,7 @@
 
 A reward takes `videos: float [B, F, C, H, W] in [0, 1]`, `prompts: list[str]` (one per video) and
 an optional taxonomy `dimension`, and returns `float32 [B]` on the CPU, higher is better
-(DESIGN.md, "Score function"). Every reward here is a `Reward`, whose `__call__` checks that
+(docs/design.md, "Score function"). Every reward here is a `Reward`, whose `__call__` checks that
 layout on the way in and enforces it on the way out, so no caller meets a reward that returns a
 different type or shape.
 

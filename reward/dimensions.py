@@ -35,7 +35,7 @@ DIMENSION_WORDS: dict[str, str] = {
     "overall": "overall quality",
 }
 
-# Source dimension name -> canonical name, per source (the table in DESIGN.md).
+# Source dimension name -> canonical name, per source (the table in docs/design.md).
 SOURCE_DIMENSIONS: dict[str, dict[str, str]] = {
     "videofeedback": {
         "visual quality": "visual_quality",

@@ -1,7 +1,12 @@
-"""Atomic outputs: a crash or a kill never leaves a half-written file or folder behind.
+"""Outputs a crash or a kill cannot corrupt: atomic files and folders, and append-only logs.
 
-Every writer in CleveReward goes through these helpers: write next to the target under a
-temporary name, flush to disk, then `os.replace` (atomic on POSIX within one file system).
+Two kinds of output, and every writer in CleveReward uses one of them:
+- Results (reports, manifests, models, videos) are written whole: next to the target under a
+  temporary name, flushed to disk, then `os.replace`d into place (atomic on POSIX within one
+  file system). A reader sees the old file or the new one, never a part.
+- Logs and journals (`log.jsonl`, `rewards.jsonl`) are appended as JSON lines, each write flushed
+  and fsynced. A kill can cut only the last line; `read_jsonl` skips it and `append_jsonl` cuts it
+  off before appending, so a log never holds a torn line in its middle.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_dir", "write_json", "content_hash"]
+__all__ = ["atomic_write", "atomic_dir", "write_json", "append_jsonl", "read_jsonl", "content_hash"]
 
 
 @contextmanager
@@ -63,6 +68,38 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, sort_keys=False, default=str)
         f.write("\n")
+
+
+def append_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
+    """Append `records` to `path` as JSON lines, flushed and fsynced; a torn last line is cut off first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:  # reads seek freely; writes always go to the end
+        end = f.seek(0, os.SEEK_END)
+        if end:
+            f.seek(end - 1)
+            if f.read(1) != b"\n":  # a kill cut the last line (rare): keep what precedes it
+                f.seek(0)
+                f.truncate(f.read().rfind(b"\n") + 1)
+        f.write("".join(json.dumps(record) + "\n" for record in records).encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a JSON-lines log, in order; a torn or invalid line is skipped, a missing file is empty."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+    return records
 
 
 def content_hash(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

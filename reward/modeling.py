@@ -27,7 +27,9 @@ Design decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import field
 
 import torch
 import torch.nn.functional as F
@@ -37,13 +39,19 @@ from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedMode
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from reward.dimensions import DEFAULT_QUESTION_TEMPLATE
+from reward.hub import explain_missing_model
 from reward.towers import BUILTIN_TEXT_TOWER, BUILTIN_VIDEO_TOWER, build_text_tower, build_video_tower
 from reward.video import resample_videos
 
-__all__ = ["TOWER_MODES", "CleveRewardConfig", "CleveRewardModel"]
+__all__ = ["TOWER_MODES", "CleveRewardConfig", "CleveRewardModel", "user_fields"]
 
 TOWER_MODES = ("full", "frozen", "lora")
 _LORA_MARKER = "lora_"  # peft's parameter-name prefix for adapter weights
+
+
+def _arg(default, help_: str):
+    """A config field that users set, with its help string (the command line and YAML read it)."""
+    return field(default=default, metadata={"help": help_})
 
 
 class CleveRewardConfig(PreTrainedConfig):
@@ -56,39 +64,54 @@ class CleveRewardConfig(PreTrainedConfig):
 
     model_type = "clevereward"
 
-    video_tower: str = BUILTIN_VIDEO_TOWER
-    video_tower_config: dict | None = None
-    text_tower: str = BUILTIN_TEXT_TOWER
-    text_tower_config: dict | None = None
+    # Each field a user sets has a help string: `reward.train.ModelArguments` is derived from them.
+    video_tower: str = _arg(
+        BUILTIN_VIDEO_TOWER,
+        "'conv3d' (built in) or a HF vision/video model id or path (CLIP, SigLIP, VideoMAE).",
+    )
+    video_tower_config: dict | None = None  # the backbone's config, filled by `from_towers`
+    text_tower: str = _arg(
+        BUILTIN_TEXT_TOWER,
+        "'bag-of-words' (built in) or a HF text model id or path (T5, CLIP text, BERT, decoder LM).",
+    )
+    text_tower_config: dict | None = None  # likewise
     # Built-in towers.
-    conv_channels: list[int] | None = None
-    patch_size: int = 4
-    shape_channels: int = 0
-    vocab_size: int = 64
-    word_embedding_dim: int = 128
-    text_hidden_size: int = 256
+    conv_channels: list[int] | None = _arg(
+        None, "Widths of the built-in conv tower's stem and blocks (default 32 64 128)."
+    )
+    patch_size: int = _arg(4, "Built-in conv tower: frame patch size of its stem.")
+    shape_channels: int = _arg(
+        0, "Built-in conv tower: width of its color-blind shape branch on the saturation map (0: none)."
+    )
+    vocab_size: int = 64  # the tokenizer's, set when the model is built
+    word_embedding_dim: int = _arg(128, "Built-in text tower: word embedding width.")
+    text_hidden_size: int = _arg(256, "Built-in text tower: MLP width (its output).")
     # HF towers.
-    temporal_pooling: str = "mean"
-    text_pooling: str = "auto"
+    temporal_pooling: str = _arg("mean", "Image towers: pool frames by 'mean' or a one-layer 'transformer'.")
+    text_pooling: str = _arg("auto", "HF text towers: 'mean', 'last' (decoder LMs) or 'auto'.")
     # Shared space and score.
-    projection_dim: int = 256
-    logit_scale_init: float = 10.0
-    logit_scale_max: float = 100.0
+    projection_dim: int = _arg(256, "Width of the shared video-text space.")
+    logit_scale_init: float = _arg(
+        10.0, "Initial temperature: reward = temperature × cosine (learned, log-scale)."
+    )
+    logit_scale_max: float = _arg(100.0, "Upper clamp of the temperature.")
     # How each tower trains.
-    video_tower_mode: str = "full"
-    text_tower_mode: str = "full"
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_target_modules: str = "all-linear"
+    video_tower_mode: str = _arg("full", f"How the video tower trains: one of {TOWER_MODES}.")
+    text_tower_mode: str = _arg("full", f"How the text tower trains: one of {TOWER_MODES}.")
+    lora_r: int = _arg(8, "LoRA rank (lora towers, and the VLM reward model).")
+    lora_alpha: int = _arg(16, "LoRA alpha; the update is scaled by alpha / r.")
+    lora_dropout: float = _arg(0.0, "LoRA dropout.")
+    lora_target_modules: str = _arg("all-linear", "Comma-separated module names to adapt, or 'all-linear'.")
     # Preprocessing.
-    num_frames: int = 8
-    frame_size: list[int] | None = None
-    image_mean: list[float] | None = None
-    image_std: list[float] | None = None
-    question_template: str = DEFAULT_QUESTION_TEMPLATE
-    dimensions: list[str] | None = None
-    max_text_length: int = 64
+    num_frames: int = _arg(8, "Frames read per video (uniformly over the clip).")
+    frame_size: list[int] | None = _arg(None, "Frame size H W (default 64 64).")
+    image_mean: list[float] | None = _arg(
+        None, "Per-channel mean for normalising frames (default 0.5; CLIP: its own)."
+    )
+    image_std: list[float] | None = _arg(None, "Per-channel std (default 0.5).")
+    question_template: str = _arg(DEFAULT_QUESTION_TEMPLATE, "Question text with {dimension} and {prompt}.")
+    dimensions: list[str] | None = None  # the trained dimensions, set from the training corpus
+    max_text_length: int = _arg(64, "Questions are truncated to this many tokens.")
 
     def __post_init__(self, **kwargs):
         if self.id2label is None:
@@ -104,6 +127,11 @@ class CleveRewardConfig(PreTrainedConfig):
         for name in ("video_tower_mode", "text_tower_mode"):
             if getattr(self, name) not in TOWER_MODES:
                 raise ValueError(f"{name} must be one of {TOWER_MODES}, got {getattr(self, name)!r}")
+
+
+def user_fields() -> list:
+    """The `dataclasses.Field`s of `CleveRewardConfig` that a user sets (those with a help string)."""
+    return [f for f in dataclasses.fields(CleveRewardConfig) if "help" in f.metadata]
 
 
 class CleveRewardModel(PreTrainedModel):
@@ -152,7 +180,8 @@ class CleveRewardModel(PreTrainedModel):
             if name in (BUILTIN_VIDEO_TOWER, BUILTIN_TEXT_TOWER):
                 continue
             if getattr(config, f"{part}_tower_config") is None:
-                backbone = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+                with explain_missing_model(name, f"{part} tower"):
+                    backbone = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
                 setattr(config, f"{part}_tower_config", backbone.to_dict())
             pretrained[part] = name
         modes = {part: getattr(config, f"{part}_tower_mode") for part in ("video", "text")}

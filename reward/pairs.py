@@ -5,7 +5,7 @@ A corpus folder holds
     corpus.json   {"format": "videocross-v1", "video_root": ..., ...}: where the video paths point
     report.json   what the build kept, skipped and why (written by the builder)
 
-Pair columns (DESIGN.md), plus two score columns used by evaluation (SRCC/KRCC/PLCC):
+Pair columns (docs/design.md), plus two score columns used by evaluation (SRCC/KRCC/PLCC):
     prompt, dimension, chosen_video, rejected_video, margin, tie, source, kind,
     chosen_score, rejected_score   normalised scores of the two videos, NaN where the source
                                    has none (pairwise votes, synthetic defects)

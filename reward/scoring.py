@@ -57,7 +57,7 @@ Videos = torch.Tensor | Sequence[str | os.PathLike]
 class Scorer:
     """A reward model with its processing class, in eval mode, answering without gradients.
 
-    Call it like the score function of DESIGN.md: `scorer(videos, prompts, dimension) -> float32 [B]`.
+    Call it like the score function of docs/design.md: `scorer(videos, prompts, dimension) -> float32 [B]`.
     `videos` is float [B, F, C, H, W] in [0, 1] or a list of B video paths (read at the model's
     frame count and size). `batch_size` videos go through the model at a time.
     """

@@ -1,4 +1,4 @@
-"""The synthetic preference world (v1, /work/shared/SYNTHETIC_WORLD.md): render it, build a corpus, measure it.
+"""The synthetic preference world (v1.1, docs/synthetic-world.md): render it, build a corpus, measure it.
 
 Design decisions:
 - A video is a `Scene` (caption attributes + size factor, speed and where the start lies in its
@@ -9,10 +9,9 @@ Design decisions:
   so sub-pixel motion is smooth. Pixel i covers [i, i + 1); the object stays inside [0, 64].
 - Rendered videos are torch uint8 `[F, C, H, W]` RGB, the layout `read_video` returns and
   `write_video` takes, so in-memory and on-disk pairs look the same to a model.
-- Splits: test = the 16 captions of the four held-out (color, shape) pairs (compositional);
-  validation = `VALIDATION_CAPTIONS`, four train-world captions held out whole (prompt-disjoint;
-  every color, shape and direction, and each of their combinations, still occurs in train);
-  train = the other 28 captions.
+- Splits are compositional: test = the 16 captions of the four held-out (color, shape) pairs;
+  validation = the 4 captions of (yellow, circle) (`VALIDATION_COLOR_SHAPES`), also never seen in
+  training; train = the other 28 captions. Every color, shape and direction still occurs in train.
 - A corpus's pair counts are set per dimension and shared among splits in proportion to their
   captions (16/48 test, 4/48 validation, 28/48 train, at least one pair each); within a split,
   captions take turns in a seeded order. Every pair's randomness comes from
@@ -58,7 +57,7 @@ __all__ = [
     "FPS",
     "CAPTIONS",
     "TEST_COLOR_SHAPES",
-    "VALIDATION_CAPTIONS",
+    "VALIDATION_COLOR_SHAPES",
     "SYNTHETIC_DIMENSIONS",
     "DEFECTS",
     "Scene",
@@ -128,13 +127,9 @@ TEST_COLOR_SHAPES: tuple[tuple[str, str], ...] = (
     ("blue", "circle"),
     ("yellow", "triangle"),
 )
-# One caption per color and per direction, from four different train (color, shape) pairs.
-VALIDATION_CAPTIONS: tuple[str, ...] = (
-    "a red square moving left",
-    "a green circle moving right",
-    "a blue triangle moving up",
-    "a yellow square moving down",
-)
+# The validation split is compositional too (v1.1): the 4 captions of one more (color, shape) pair,
+# held out of training, so choices can be checked on unseen combinations without the test split.
+VALIDATION_COLOR_SHAPES: tuple[tuple[str, str], ...] = (("yellow", "circle"),)
 
 SYNTHETIC_DIMENSIONS: tuple[str, ...] = (
     "text_alignment",
@@ -185,7 +180,7 @@ def caption_split(caption: str) -> str:
     color, shape, _ = parse_caption(caption)
     if (color, shape) in TEST_COLOR_SHAPES:
         return "test"
-    return "validation" if caption.strip() in VALIDATION_CAPTIONS else "train"
+    return "validation" if (color, shape) in VALIDATION_COLOR_SHAPES else "train"
 
 
 @dataclass(frozen=True)
@@ -419,6 +414,10 @@ def plan_pairs(pairs_per_dimension: int, seed: int, alignment_factor: int = 1) -
         raise ValueError(f"seed must be >= 0, got {seed}")
     if alignment_factor < 1:
         raise ValueError(f"alignment_factor must be >= 1, got {alignment_factor}")
+    if pairs_per_dimension < len(SPLITS):
+        raise ValueError(
+            f"pairs_per_dimension must be >= {len(SPLITS)} (one pair per split), got {pairs_per_dimension}"
+        )
     specs = []
     for d, dimension in enumerate(SYNTHETIC_DIMENSIONS):
         factor = alignment_factor if dimension == "text_alignment" else 1

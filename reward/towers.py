@@ -10,7 +10,7 @@ Built-in towers (trainable from scratch on a CPU, the synthetic default):
   and space (max keeps a defect that hits a few frames).
 - `BagOfWordsTextTower`: a masked mean of word embeddings, then an MLP. A mean composes word
   meanings, which generalises to unseen color–shape combinations where a recurrent encoder
-  memorises whole captions (SYNTHETIC_WORLD.md, "Measured difficulty").
+  memorises whole captions (docs/synthetic-world.md, "Measured difficulty").
 
 Hugging Face towers, built from a backbone config (weights loaded by `reward.modeling`):
 - `FrameImageTower`: an image encoder (CLIP / SigLIP vision) run on every frame, then pooled over

@@ -21,12 +21,15 @@ from transformers import AutoTokenizer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import TrlParser
 
-from reward.dimensions import CANONICAL_DIMENSIONS, DEFAULT_QUESTION_TEMPLATE, build_question
+from reward.commands import OneLineErrors
+from reward.dimensions import CANONICAL_DIMENSIONS, build_question
 from reward.files import write_json
-from reward.modeling import CleveRewardConfig, CleveRewardModel
+from reward.hub import explain_missing_model
+from reward.modeling import CleveRewardConfig, CleveRewardModel, user_fields
 from reward.pairs import load_corpus
+from reward.recipes import resolve_config_argv
 from reward.text import build_word_tokenizer
-from reward.towers import BUILTIN_TEXT_TOWER, BUILTIN_VIDEO_TOWER
+from reward.towers import BUILTIN_TEXT_TOWER
 from reward.trainer import CleveRewardTrainingConfig, VideoRewardTrainer
 
 __all__ = ["ScriptArguments", "ModelArguments", "build_model", "make_parser", "run", "main"]
@@ -67,76 +70,12 @@ class ScriptArguments:
 
 
 @dataclass
-class ModelArguments:
-    """The reward model: a saved one to continue from, or the towers and preprocessing of a new one."""
+class _ModelChoice:
+    """Which reward model: a saved one to continue from, or a VLM backbone; the VLM's own options."""
 
     model_name_or_path: str | None = field(
         default=None,
         metadata={"help": "A saved CleveReward folder to continue from; None builds a new model."},
-    )
-    video_tower: str = field(
-        default=BUILTIN_VIDEO_TOWER,
-        metadata={
-            "help": "'conv3d' (built in) or a HF vision/video model id or path (CLIP, SigLIP, VideoMAE)."
-        },
-    )
-    text_tower: str = field(
-        default=BUILTIN_TEXT_TOWER,
-        metadata={
-            "help": "'bag-of-words' (built in) or a HF text model id or path (T5, CLIP text, BERT, decoder LM)."
-        },
-    )
-    video_tower_mode: str = field(default="full", metadata={"help": "full | frozen | lora."})
-    text_tower_mode: str = field(default="full", metadata={"help": "full | frozen | lora."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank (lora towers)."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
-    lora_target_modules: str = field(
-        default="all-linear", metadata={"help": "Comma-separated module names to adapt, or 'all-linear'."}
-    )
-    conv_channels: list[int] | None = field(
-        default=None,
-        metadata={"help": "Widths of the built-in conv tower's stem and blocks (default 32 64 128)."},
-    )
-    patch_size: int = field(
-        default=4, metadata={"help": "Built-in conv tower: frame patch size of its stem."}
-    )
-    shape_channels: int = field(
-        default=0,
-        metadata={
-            "help": "Built-in conv tower: width of its color-blind shape branch on the saturation map (0: none)."
-        },
-    )
-    word_embedding_dim: int = field(
-        default=128, metadata={"help": "Built-in text tower: word embedding width."}
-    )
-    text_hidden_size: int = field(
-        default=256, metadata={"help": "Built-in text tower: MLP width (its output)."}
-    )
-    temporal_pooling: str = field(
-        default="mean", metadata={"help": "Image towers: pool frames by 'mean' or a one-layer 'transformer'."}
-    )
-    text_pooling: str = field(
-        default="auto", metadata={"help": "HF text towers: 'mean', 'last' (decoder LMs) or 'auto'."}
-    )
-    projection_dim: int = field(default=256, metadata={"help": "Width of the shared video-text space."})
-    logit_scale_init: float = field(
-        default=10.0,
-        metadata={"help": "Initial temperature: reward = temperature × cosine (learned, log-scale)."},
-    )
-    logit_scale_max: float = field(default=100.0, metadata={"help": "Upper clamp of the temperature."})
-    num_frames: int = field(default=8, metadata={"help": "Frames read per video (uniformly over the clip)."})
-    frame_size: list[int] | None = field(default=None, metadata={"help": "Frame size H W (default 64 64)."})
-    image_mean: list[float] | None = field(
-        default=None,
-        metadata={"help": "Per-channel mean for normalising frames (default 0.5; CLIP: its own)."},
-    )
-    image_std: list[float] | None = field(default=None, metadata={"help": "Per-channel std (default 0.5)."})
-    question_template: str = field(
-        default=DEFAULT_QUESTION_TEMPLATE, metadata={"help": "Question text with {dimension} and {prompt}."}
-    )
-    max_text_length: int = field(
-        default=64, metadata={"help": "Questions are truncated to this many tokens."}
     )
     # VLM reward models (reward.vlm): set vlm_name_or_path to train one instead of the dual encoder.
     vlm_name_or_path: str | None = field(
@@ -176,6 +115,20 @@ class ModelArguments:
     )
 
 
+# The dual encoder's options are the user-set fields of `CleveRewardConfig` (defaults and help
+# strings included), so they are written once, where the model reads them.
+ModelArguments = dataclasses.make_dataclass(
+    "ModelArguments",
+    [(f.name, f.type, field(default=f.default, metadata=f.metadata)) for f in user_fields()],
+    bases=(_ModelChoice,),
+)
+ModelArguments.__module__ = __name__
+ModelArguments.__doc__ = (
+    "The reward model: a saved one to continue from, a VLM backbone, or the towers and preprocessing "
+    "of a new dual encoder (the fields of `CleveRewardConfig` that a user sets)."
+)
+
+
 def build_model(
     model_args: ModelArguments, questions: list[str], dimensions: list[str], trust_remote_code: bool = False
 ) -> tuple[CleveRewardModel, object]:
@@ -195,11 +148,13 @@ def build_model(
     if model_args.text_tower == BUILTIN_TEXT_TOWER:
         tokenizer = build_word_tokenizer(questions, model_args.question_template, model_args.max_text_length)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.text_tower, trust_remote_code=trust_remote_code)
+        with explain_missing_model(model_args.text_tower, "text tower"):
+            tokenizer = AutoTokenizer.from_pretrained(
+                model_args.text_tower, trust_remote_code=trust_remote_code
+            )
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-    known = {f.name for f in dataclasses.fields(CleveRewardConfig)}
-    fields = {name: value for name, value in vars(model_args).items() if name in known}
+    fields = {f.name: getattr(model_args, f.name) for f in user_fields()}
     config = CleveRewardConfig(**fields, vocab_size=len(tokenizer), dimensions=dimensions)
     return CleveRewardModel.from_towers(config, trust_remote_code=trust_remote_code), tokenizer
 
@@ -227,9 +182,13 @@ def _accuracy_table(split: str, metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+class _Parser(OneLineErrors, TrlParser):
+    """TRL's parser (dataclasses from YAML and the command line) with one-line usage errors."""
+
+
 def make_parser() -> TrlParser:
     """The command line / YAML parser of (ScriptArguments, CleveRewardTrainingConfig, ModelArguments)."""
-    return TrlParser((ScriptArguments, CleveRewardTrainingConfig, ModelArguments))
+    return _Parser((ScriptArguments, CleveRewardTrainingConfig, ModelArguments))
 
 
 def run(
@@ -294,6 +253,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = resolve_config_argv(list(sys.argv[1:] if argv is None else argv))
     trainer, _ = run(*make_parser().parse_args_and_config(args=argv))
     # Ranks reach the end at different times; gloo's group teardown can hang unless they meet first.
     trainer.accelerator.wait_for_everyone()

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reward.commands import debug_enabled
 from reward.files import atomic_write
 
 try:  # decord has wheels for x86_64 only; PyAV reads everything decord reads.
@@ -204,7 +208,8 @@ def read_video(
     frames = None
     if decord is not None:
         try:
-            frames = _read_decord(path, num_frames, sampling, fps)
+            with _native_stderr_silenced():
+                frames = _read_decord(path, num_frames, sampling, fps)
         except (RuntimeError, IndexError, AssertionError, ValueError, decord.DECORDError):
             frames = None  # PyAV gets a second chance, and gives the precise reason if it fails too
     if frames is None:
@@ -218,6 +223,27 @@ def read_video(
         frames = F.interpolate(frames, size=hw, mode="bilinear", antialias=True, align_corners=False)
     # numpy makes the layout contiguous ~3x faster than torch's contiguous() on uint8 with C = 3.
     return torch.from_numpy(np.ascontiguousarray(frames.numpy()))
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while decord runs: its C++ logger prints open and seek
+    errors there even at `QUIET`, and a failed open is already handled (PyAV retries and names the
+    reason). `CLEVEREWARD_DEBUG=1` keeps the messages.
+    """
+    if debug_enabled():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def write_video(frames: torch.Tensor | np.ndarray, path: str | os.PathLike, fps: float = 8) -> None:

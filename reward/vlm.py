@@ -63,6 +63,7 @@ from transformers.utils import is_torchvision_available
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from reward.dimensions import CANONICAL_DIMENSIONS, DEFAULT_QUESTION_TEMPLATE, DIMENSION_WORDS
+from reward.hub import explain_missing_model
 from reward.video import resample_videos
 
 __all__ = [
@@ -331,13 +332,14 @@ class VLMRewardModel(PreTrainedModel):
         layout, optional bitsandbytes `quantization`); the head starts at random. `config_fields`
         are `VLMRewardConfig` fields (num_frames, frame_size, reward_token, ...).
         """
-        vlm = AutoModel.from_pretrained(
-            name_or_path,
-            quantization_config=quantization,
-            dtype=dtype,
-            attn_implementation=attn_implementation,
-            trust_remote_code=trust_remote_code,
-        )
+        with explain_missing_model(str(name_or_path), "VLM backbone"):
+            vlm = AutoModel.from_pretrained(
+                name_or_path,
+                quantization_config=quantization,
+                dtype=dtype,
+                attn_implementation=attn_implementation,
+                trust_remote_code=trust_remote_code,
+            )
         # The config shares `vlm.config`; naming the backbone's attention implementation keeps the
         # wrapper from resetting it (an unset one builds no padding mask).
         config = VLMRewardConfig(

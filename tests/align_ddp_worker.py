@@ -12,7 +12,8 @@ import sys
 from safetensors.torch import save_file
 from trl import TrlParser
 
-from align.train import AlignConfig, build_pipeline, train
+from align.config import AlignConfig
+from align.train import build_pipeline, train
 
 if __name__ == "__main__":
     (config,) = TrlParser((AlignConfig,)).parse_args_and_config(sys.argv[1:])

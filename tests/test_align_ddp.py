@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from test_align_train import samples  # noqa: F401  (the shared samples fixture)
 from trl import TrlParser
 
-from align.train import AlignConfig, build_pipeline, train
+from align.config import AlignConfig
+from align.train import build_pipeline, train
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("align_ddp_worker.py")

@@ -10,20 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 from align import cogvideox
+from align.config import AlignConfig
+from align.data import batch_indices, example_noise, load_training_data, micro_batch
 from align.preference import save_sample_pairs
 from align.rerank import rerank
 from align.rewards import Reward
-from align.train import (
-    AlignConfig,
-    DenoisingObjective,
-    _loss,
-    batch_indices,
-    build_pipeline,
-    example_noise,
-    load_training_data,
-    main,
-    train,
-)
+from align.train import LOSSES, DenoisingObjective, build_pipeline, main, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "align"
 PROMPTS = ["a red circle moving left", "a blue square moving up"]
@@ -79,13 +71,16 @@ def _log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
+def _loss(objective, batch, config, transformer):
+    """The loss of one micro-batch, as train() computes it for the config's algorithm."""
+    return LOSSES[config.algorithm](objective, batch, config, transformer)
+
+
 def _batch(config, pipe, data):
     """The micro-batch of step 0 as train() builds it (through the same helpers)."""
-    from align.train import _micro_batch
-
     prompts = sorted(set(data.prompts))
     embeds = cogvideox.encode_prompts(pipe, prompts)[0]
-    return _micro_batch(data, config, embeds, {p: i for i, p in enumerate(prompts)}, 0, 0, 1, 1000, "cpu")
+    return micro_batch(data, config, embeds, {p: i for i, p in enumerate(prompts)}, 0, 0, 1, 1000, "cpu")
 
 
 def test_step0_dpo_loss_is_exactly_log2(samples, tmp_path):

@@ -20,9 +20,7 @@ from align.cogvideox import (
     load_lora,
     load_pipeline,
     rotary_embeddings,
-    sample_noise_and_timesteps,
     save_lora,
-    shared_noise_for_pairs,
     tiny_pipeline,
     validate_generator,
 )
@@ -32,6 +30,13 @@ OTHER = "a blue square moving up"
 STEPS = 2
 CFG = 6.0
 NUM_TRAIN_TIMESTEPS = 1000
+
+
+def noise_and_timesteps(latents, seed):
+    """Gaussian noise like `latents` [B, F, C, h, w] and one uniform training timestep per row."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(latents.shape, generator=generator)
+    return noise, torch.randint(0, NUM_TRAIN_TIMESTEPS, (latents.shape[0],), generator=generator)
 
 
 def sample(pipe, prompts, seeds, **kwargs):
@@ -55,10 +60,9 @@ def training_inputs(pipe, batch):
     """
     latents = batch.latents[[0, 2, 1, 2]]
     embeds, _ = encode_prompts(pipe, [PROMPT, PROMPT, PROMPT, PROMPT])
-    noise, timesteps = shared_noise_for_pairs(
-        latents[:2], torch.Generator().manual_seed(0), NUM_TRAIN_TIMESTEPS
-    )
-    return latents, embeds, noise, timesteps
+    noise, timesteps = noise_and_timesteps(latents[:2], seed=0)
+    # Diffusion-DPO: the two rows of a pair (i and B + i) share noise and timestep.
+    return latents, embeds, torch.cat([noise, noise]), torch.cat([timesteps, timesteps])
 
 
 def test_outputs_have_the_package_layouts_and_ranges(pipe, batch):
@@ -140,7 +144,7 @@ def test_weighted_x0_error_equals_the_v_prediction_error(pipe, batch):
     """(x0_hat - x0)^2 / (1 - a_t) == (v_hat - v)^2 with v = sqrt(a_t) noise - sqrt(1 - a_t) x0."""
     latents = batch.latents
     embeds, _ = encode_prompts(pipe, batch.prompts)
-    noise, _ = sample_noise_and_timesteps(latents, torch.Generator().manual_seed(1), NUM_TRAIN_TIMESTEPS)
+    noise, _ = noise_and_timesteps(latents, seed=1)
     timesteps = torch.tensor([0, 500, NUM_TRAIN_TIMESTEPS - 1])  # both ends of the schedule included
     scheduler = pipe.scheduler
     with torch.no_grad():
@@ -179,9 +183,7 @@ def test_rotary_models_sample_and_train_with_the_pipelines_rope(pipe, changes, p
     out = sample(variant, [PROMPT, OTHER], [0, 1])
     assert out.videos.shape == (2, 9, 3, 32, 32) and out.latents.shape == (2, 3, 4, 4, 4)  # padding dropped
     embeds, _ = encode_prompts(variant, out.prompts)
-    noise, timesteps = sample_noise_and_timesteps(
-        out.latents, torch.Generator().manual_seed(0), NUM_TRAIN_TIMESTEPS
-    )
+    noise, timesteps = noise_and_timesteps(out.latents, seed=0)
     with torch.no_grad():
         err = denoising_error(variant.transformer, variant.scheduler, out.latents, embeds, noise, timesteps)
     assert err.shape == (2,) and torch.isfinite(err).all()

@@ -1,4 +1,4 @@
-"""The synthetic world against its spec (SYNTHETIC_WORLD.md): constants, rendering, defects, corpus, measurements."""
+"""The synthetic world against its spec (docs/synthetic-world.md): constants, rendering, defects, corpus, measurements."""
 
 import itertools
 import math
@@ -21,7 +21,7 @@ from reward.synthetic import (
     SHAPES,
     SYNTHETIC_DIMENSIONS,
     TEST_COLOR_SHAPES,
-    VALIDATION_CAPTIONS,
+    VALIDATION_COLOR_SHAPES,
     Scene,
     add_noise,
     build_synthetic_corpus,
@@ -84,11 +84,18 @@ def test_splits_are_compositional_and_prompt_disjoint():
     }
     assert test == expected and len(test) == 16
     validation = {c for c in CAPTIONS if caption_split(c) == "validation"}
-    assert validation == set(VALIDATION_CAPTIONS) and not validation & test
+    assert validation == {
+        f"a {color} {shape} moving {direction}"
+        for color, shape in VALIDATION_COLOR_SHAPES
+        for direction in DIRECTIONS
+    }
+    assert len(validation) == 4 and not validation & test
     train = {c for c in CAPTIONS if caption_split(c) == "train"}
     assert len(train) == 28
-    # Every train-world (color, shape) pair and every word still occurs in train.
-    assert {parse_caption(c)[:2] for c in train} == {parse_caption(c)[:2] for c in train | validation}
+    # Compositional: no validation (color, shape) pair occurs in train, but every word does.
+    train_pairs = {parse_caption(c)[:2] for c in train}
+    assert not train_pairs & {parse_caption(c)[:2] for c in validation}
+    assert {w for c in train for w in parse_caption(c)} == {w for c in CAPTIONS for w in parse_caption(c)}
 
 
 def test_parse_caption_round_trip_and_errors():

@@ -15,32 +15,26 @@ Every stage is the same code a user runs through its own command.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
+from reward.commands import CommandParser
 from reward.files import atomic_write
+from reward.recipes import resolve_config
 
 __all__ = ["main"]
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # Best-of-N on every test caption would dominate the run on CPU: a handful makes the point.
 RERANK_PROMPTS = 4
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="clevereward demo",
-        description=__doc__.split("\n", 1)[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def _parser() -> CommandParser:
+    parser = CommandParser("clevereward demo", __doc__)
     parser.add_argument("--out", default="runs/demo", help="output folder (a rerun resumes)")
     parser.add_argument(
-        "--reward-config", default=str(CONFIGS / "reward" / "synthetic.yaml"), help="reward training recipe"
+        "--reward-config", default="configs/reward/synthetic.yaml", help="reward training recipe"
     )
-    parser.add_argument(
-        "--align-config", default=str(CONFIGS / "align" / "tiny-dpo.yaml"), help="Diffusion-DPO recipe"
-    )
+    parser.add_argument("--align-config", default="configs/align/tiny-dpo.yaml", help="Diffusion-DPO recipe")
     parser.add_argument("--n", type=int, default=8, help="best-of-N candidates per prompt")
     parser.add_argument("--align-steps", type=int, default=None, help="DPO steps (default: the recipe's)")
     parser.add_argument("--skip-align", action="store_true", help="stop after the reward model's evaluation")
@@ -58,11 +52,10 @@ def _done(start: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    for config in (args.reward_config, *(() if args.skip_align else (args.align_config,))):
-        if not Path(config).is_file():
-            raise SystemExit(
-                f"clevereward demo: recipe {config} not found (pass --reward-config / --align-config)"
-            )
+    # A recipe is a file, or a name under configs/ that the package ships (works from a wheel too).
+    args.reward_config = str(resolve_config(args.reward_config))
+    if not args.skip_align:
+        args.align_config = str(resolve_config(args.align_config))
     out = Path(args.out)
     model_dir, data_dir = out / "reward-model", out / "data"
     total = time.perf_counter()

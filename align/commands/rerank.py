@@ -11,8 +11,6 @@ gallery.html, gain.png and, with --pairs, a Diffusion-DPO pair corpus (pairs/, c
 
 from __future__ import annotations
 
-import argparse
-
 from align.cogvideox import KNOWN_GENERATORS, TINY, load_pipeline, validate_generator
 from align.manifest import plot_gain, summary_table, write_gallery
 from align.preference import PAIR_STRATEGIES, save_sample_pairs
@@ -26,6 +24,7 @@ from align.rerank import (
     sampling_settings,
 )
 from align.rewards import resolve_reward
+from reward.commands import CommandParser
 
 __all__ = ["main"]
 
@@ -36,12 +35,8 @@ DEFAULT_GUIDANCE = 6.0
 DEFAULT_VIDEO_FRAMES = 16
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="clevereward rerank",
-        description=__doc__.split("\n", 1)[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def _parser() -> CommandParser:
+    parser = CommandParser("clevereward rerank", __doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompts", help="text file, one prompt per line: generate candidates for each")
     source.add_argument(

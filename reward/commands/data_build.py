@@ -18,9 +18,14 @@ import json
 from transformers import HfArgumentParser
 
 from reward.build import BuildConfig, run_build
+from reward.commands import OneLineErrors
 from reward.sources import ColumnMapping, read_source, with_video_folder
 
 __all__ = ["main"]
+
+
+class _Parser(OneLineErrors, HfArgumentParser):
+    """`BuildConfig`'s fields as options, with one-line usage errors."""
 
 
 def _named(values: list[str] | None, flag: str) -> dict[str, str]:
@@ -29,9 +34,9 @@ def _named(values: list[str] | None, flag: str) -> dict[str, str]:
     for value in values or []:
         name, sep, rest = value.partition("=")
         if not sep or not name or not rest:
-            raise SystemExit(f"{flag} expects NAME=VALUE, got {value!r}")
+            raise ValueError(f"{flag} expects NAME=VALUE, got {value!r}")
         if name in named:
-            raise SystemExit(f"{flag} {name} given twice")
+            raise ValueError(f"{flag} {name} given twice")
         named[name] = rest
     return named
 
@@ -40,7 +45,7 @@ def _flag_mapping(args: argparse.Namespace) -> ColumnMapping | None:
     if not args.score_column:
         return None
     if not args.video_column or not args.prompt_column:
-        raise SystemExit("--score-column needs --video-column and --prompt-column")
+        raise ValueError("--score-column needs --video-column and --prompt-column")
     scores = dict(c.partition("=")[::2] for c in args.score_column)
     scores = {column: dim or column for column, dim in scores.items()}
     scale = tuple(args.score_scale) if args.score_scale else None
@@ -48,7 +53,7 @@ def _flag_mapping(args: argparse.Namespace) -> ColumnMapping | None:
 
 
 def _parser() -> HfArgumentParser:
-    parser = HfArgumentParser(BuildConfig, prog="clevereward data build", description=__doc__.split("\n")[0])
+    parser = _Parser(BuildConfig, prog="clevereward data build", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--source", action="append", required=True, metavar="NAME=PATH", help="A source to read."
     )

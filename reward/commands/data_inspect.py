@@ -9,10 +9,11 @@ histogram into DIR/inspect.png (written atomically).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import matplotlib
+
+from reward.commands import CommandParser
 
 matplotlib.use("Agg")  # files only: no display on servers and CI
 
@@ -79,7 +80,7 @@ def plot(pairs: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="clevereward data inspect", description=__doc__.split("\n")[0])
+    parser = CommandParser("clevereward data inspect", __doc__)
     parser.add_argument("corpus", help="Corpus folder (made by `clevereward data build` or `data synth`).")
     args = parser.parse_args(argv)
     pairs = pairs_frame(args.corpus)

@@ -7,21 +7,21 @@ The same seed gives the same corpus, whatever the number of workers; an interrup
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from reward.commands import CommandParser
 from reward.synthetic import SYNTHETIC_DIMENSIONS, build_synthetic_corpus
 
 __all__ = ["DEFAULT_PAIRS_PER_DIMENSION", "DEFAULT_ALIGNMENT_FACTOR", "main"]
 
 DEFAULT_PAIRS_PER_DIMENSION = 500
 # text_alignment on unseen color-shape pairs is the hard dimension; four times as many of its
-# pairs lifted test accuracy from 61-70% to 80-91% (SYNTHETIC_WORLD.md, "Measured difficulty").
+# pairs lifted test accuracy from 61-70% to 80-91% (docs/synthetic-world.md, "Measured difficulty").
 DEFAULT_ALIGNMENT_FACTOR = 4
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clevereward data synth", description=__doc__.splitlines()[0])
+def _parser() -> CommandParser:
+    parser = CommandParser("clevereward data synth", __doc__)
     parser.add_argument(
         "--out", required=True, help="corpus folder to write (videos/, pairs/, corpus.json, report.json)"
     )

@@ -10,9 +10,9 @@ are added in `build_parser` and passed on in `main`.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from reward.commands import CommandParser
 from reward.evaluate import evaluate_corpus, format_table
 from reward.pairs import SPLITS, load_corpus
 from reward.scoring import DEFAULT_BATCH_SIZE, load_scorer
@@ -20,8 +20,8 @@ from reward.scoring import DEFAULT_BATCH_SIZE, load_scorer
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clevereward eval", description=__doc__.splitlines()[0])
+def build_parser() -> CommandParser:
+    parser = CommandParser("clevereward eval", __doc__)
     parser.add_argument("--model", required=True, help="reward model folder (save_pretrained)")
     parser.add_argument("--data", required=True, help="pair corpus folder (clevereward data synth/build)")
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate (default: test)")

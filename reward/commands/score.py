@@ -11,20 +11,20 @@ and the exit status is 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import torch
 
+from reward.commands import CommandParser
 from reward.scoring import DEFAULT_BATCH_SIZE, load_scorer
 from reward.video import VideoReadError
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clevereward score", description=__doc__.splitlines()[0])
+def build_parser() -> CommandParser:
+    parser = CommandParser("clevereward score", __doc__)
     parser.add_argument("--model", required=True, help="reward model folder (save_pretrained)")
     parser.add_argument("--videos", required=True, nargs="+", help="video files")
     parser.add_argument(

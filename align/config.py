@@ -1,0 +1,156 @@
+"""`AlignConfig`: every option of an alignment run (Diffusion-DPO or RWR), one flat dataclass.
+
+Flat so that `trl.TrlParser` gives the command line and `--config x.yaml` for free; each field
+has a help string (`python -m align.train --help`). The recipes under `configs/align/` set it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from align.losses import RWR_WEIGHTINGS
+
+__all__ = ["ALGORITHMS", "AlignConfig", "config_parser"]
+
+ALGORITHMS: tuple[str, ...] = ("dpo", "rwr")
+
+
+@dataclass
+class AlignConfig:
+    """Every option of a Diffusion-DPO / RWR run (flat, so the CLI and `--config x.yaml` come free)."""
+
+    # model
+    generator: str = field(
+        default="tiny",
+        metadata={
+            "help": "Generator to fine-tune: `tiny` (random tiny CogVideoX, CPU) or a CogVideoX folder / hub id."
+        },
+    )
+    # data
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "DPO: a pair corpus from `align.preference`; RWR: a samples folder (manifest) from `clevereward rerank`."
+        },
+    )
+    algorithm: str = field(default="dpo", metadata={"help": f"Training objective: one of {ALGORITHMS}."})
+    beta: float = field(
+        default=100.0,
+        metadata={
+            "help": "Diffusion-DPO beta (see align.losses.diffusion_dpo_loss): thousands for real CogVideoX, tens to hundreds for the tiny one."
+        },
+    )
+    temperature: float = field(
+        default=0.1,
+        metadata={"help": "RWR temperature (reward units for softmax, standard deviations for exp)."},
+    )
+    rwr_weighting: str = field(
+        default="softmax", metadata={"help": f"RWR weights from rewards: one of {RWR_WEIGHTINGS}."}
+    )
+    rwr_max_weight: float = field(default=10.0, metadata={"help": "RWR: cap on any one example's weight."})
+    rwr_per_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "RWR: z-score rewards within each prompt's candidates first (rewards of different prompts are not comparable)."
+        },
+    )
+    reward_name: str | None = field(
+        default=None,
+        metadata={"help": "RWR: which manifest score to weight by (default: the manifest's ranking reward)."},
+    )
+    # LoRA
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: float = field(default=8.0, metadata={"help": "LoRA alpha (scale = alpha / rank)."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"],
+        metadata={"help": "Transformer modules that get LoRA adapters."},
+    )
+    # optimisation
+    learning_rate: float = field(
+        default=1e-4, metadata={"help": "AdamW learning rate of the LoRA parameters."}
+    )
+    adam_weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    lr_warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps, then constant."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
+    steps: int = field(default=100, metadata={"help": "Optimizer steps to train for."})
+    train_batch_size: int = field(
+        default=2, metadata={"help": "Pairs (DPO) or samples (RWR) per process per micro-step."}
+    )
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-steps per optimizer step."})
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "`no`, `fp16` or `bf16` (default: the accelerate launch config's): frozen weights are cast to it, LoRA stays fp32."
+        },
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute transformer activations in backward."}
+    )
+    use_8bit_adam: bool = field(
+        default=False,
+        metadata={
+            "help": "bitsandbytes AdamW8bit instead of torch AdamW (tensors under 4096 elements keep 32-bit state)."
+        },
+    )
+    seed: int = field(
+        default=0, metadata={"help": "Seed of batches, noise, timesteps and the LoRA initialisation."}
+    )
+    # outputs
+    output_dir: str = field(
+        default="outputs/align", metadata={"help": "Where checkpoints, log.jsonl and lora/ go."}
+    )
+    checkpointing_steps: int = field(
+        default=50, metadata={"help": "Save a resumable checkpoint every this many steps (0: never)."}
+    )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume from the latest checkpoint in output_dir (same as --resume_from_checkpoint latest)."
+        },
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "`latest` or a checkpoint folder to resume from."}
+    )
+    logging_steps: int = field(
+        default=1, metadata={"help": "Log (log.jsonl and trackers) every this many steps."}
+    )
+    report_to: str = field(
+        default="none", metadata={"help": "Trackers for accelerate: `none`, `wandb`, `tensorboard`, `all`."}
+    )
+    # evaluation during training
+    eval_steps: int = field(
+        default=0, metadata={"help": "Sample and score the eval prompts every this many steps (0: never)."}
+    )
+    eval_reward: str | None = field(
+        default=None, metadata={"help": "Reward spec for evaluation (`rule:color_match`, a model folder)."}
+    )
+    eval_prompts: list[str] | None = field(default=None, metadata={"help": "Prompts sampled at evaluation."})
+    eval_seeds: list[int] = field(
+        default_factory=lambda: [0, 1], metadata={"help": "Seeds sampled per eval prompt."}
+    )
+    eval_num_inference_steps: int = field(default=50, metadata={"help": "Sampling steps at evaluation."})
+    eval_guidance_scale: float = field(
+        default=6.0, metadata={"help": "Classifier-free guidance scale at evaluation (1: none)."}
+    )
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if self.rwr_weighting not in RWR_WEIGHTINGS:
+            raise ValueError(f"rwr_weighting must be one of {RWR_WEIGHTINGS}, got {self.rwr_weighting!r}")
+        if self.resume and self.resume_from_checkpoint is None:
+            self.resume_from_checkpoint = "latest"
+        if self.eval_steps and not (self.eval_reward and self.eval_prompts):
+            raise ValueError("eval_steps needs eval_reward and eval_prompts")
+
+
+def config_parser():
+    """`trl.TrlParser` of `AlignConfig` (YAML `--config` plus command-line overrides), with one-line usage errors."""
+    from trl import TrlParser
+
+    from reward.commands import OneLineErrors
+
+    class Parser(OneLineErrors, TrlParser):
+        pass
+
+    return Parser((AlignConfig,))

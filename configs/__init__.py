@@ -1,0 +1,1 @@
+"""CleveReward's recipes (YAML), shipped as the package `clevereward_configs`; see `reward.recipes`."""
