@@ -68,7 +68,7 @@ def _run(name: str, argv: list[str], debug: bool) -> int:
         if isinstance(done.code, str):  # raise SystemExit("message"): a usage error in words
             print_error(name, done.code)
             return 2
-        return int(done.code or 0)  # argparse: --help (0) or a usage error, already printed (2)
+        raise  # argparse: --help (0) or a usage error, already printed as one line (2)
     except USER_ERRORS as error:
         if debug:
             raise

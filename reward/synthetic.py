@@ -398,9 +398,7 @@ class PairSpec:
 
 
 def _split_counts(num_pairs: int) -> dict[str, int]:
-    """Pairs per split, in proportion to the split's captions, at least one each."""
-    if num_pairs < len(SPLITS):
-        raise ValueError(f"need at least {len(SPLITS)} pairs per dimension (one per split), got {num_pairs}")
+    """Pairs per split, in proportion to the split's captions, at least one each (`num_pairs` >= 3)."""
     captions = Counter(caption_split(c) for c in CAPTIONS)
     counts = {
         split: max(1, round(num_pairs * captions[split] / len(CAPTIONS))) for split in ("validation", "test")
@@ -416,7 +414,7 @@ def plan_pairs(pairs_per_dimension: int, seed: int, alignment_factor: int = 1) -
         raise ValueError(f"alignment_factor must be >= 1, got {alignment_factor}")
     if pairs_per_dimension < len(SPLITS):
         raise ValueError(
-            f"pairs_per_dimension must be >= {len(SPLITS)} (one pair per split), got {pairs_per_dimension}"
+            f"need at least {len(SPLITS)} pairs per dimension (one per split), got {pairs_per_dimension}"
         )
     specs = []
     for d, dimension in enumerate(SYNTHETIC_DIMENSIONS):

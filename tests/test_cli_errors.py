@@ -7,7 +7,7 @@ from align.cli import COMMANDS, main
 # command line -> a part of the one-line message that names what is wrong
 BAD = {
     "demo": (["demo", "--reward-config", "missing.yaml"], "config file missing.yaml does not exist"),
-    "data synth": (["data", "synth", "--out", "{tmp}/w", "--pairs-per-dimension", "1"], "pairs_per_dimension must be >= 3"),
+    "data synth": (["data", "synth", "--out", "{tmp}/w", "--pairs-per-dimension", "1"], "need at least 3 pairs per dimension (one per split), got 1"),
     "data build": (["data", "build", "--source", "t2vqa={tmp}/info.txt", "--video-root", "{tmp}", "--out", "{tmp}/c"],
                    "source 't2vqa': {tmp}/info.txt does not exist"),
     "data inspect": (["data", "inspect", "{tmp}/nothing"], "corpus.json is missing"),
@@ -52,9 +52,13 @@ def test_a_bad_argument_is_one_line_and_exit_status_2(command, tmp_path, capsys,
 
 
 def test_a_usage_error_of_the_parser_is_one_line_too(capsys):
-    assert main(["rerank", "--prompts", "p.txt"]) == 2  # --reward and --out are required
+    with pytest.raises(SystemExit) as done:  # the console script exits with it
+        main(["rerank", "--prompts", "p.txt"])  # --reward and --out are required
+    assert done.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("clevereward rerank: error: the following arguments are required")
+    assert len(err) == 1 and err[0].startswith(
+        "clevereward rerank: error: the following arguments are required"
+    )
 
 
 def test_debug_shows_the_traceback():

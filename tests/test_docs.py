@@ -39,7 +39,9 @@ def test_relative_links_resolve(document):
         file, _, anchor = target.partition("#")
         resolved = (document.parent / file).resolve() if file else document
         assert resolved.exists(), f"{document.name}: link {target!r} points at nothing"
-        assert ROOT in resolved.parents or resolved == ROOT, f"{document.name}: {target!r} leaves the repository"
+        assert ROOT in resolved.parents or resolved == ROOT, (
+            f"{document.name}: {target!r} leaves the repository"
+        )
         if anchor and resolved.suffix == ".md":
             assert anchor in _anchors(resolved), f"{document.name}: no heading #{anchor} in {resolved.name}"
 

@@ -15,7 +15,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "reward").glob("*.yaml")), ids=lambda p: p.name)
 def test_reward_recipes_parse(recipe):
     # bf16 recipes are for GPUs: transformers refuses bf16 on a CPU, so parse them with it off
-    script, training, model = make_parser().parse_args_and_config(["--config", str(recipe), "--bf16", "false"])
+    script, training, model = make_parser().parse_args_and_config(
+        ["--config", str(recipe), "--bf16", "false"]
+    )
     assert isinstance(model, ModelArguments) and training.output_dir
     for name, value in yaml.safe_load(recipe.read_text()).items():  # every key reached its field
         if name == "bf16":
@@ -48,7 +50,9 @@ def test_a_recipe_name_resolves_outside_the_checkout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no configs/ folder here: the packaged copy answers
     resolved = resolve_config("configs/reward/synthetic.yaml")
     assert resolved.is_file() and resolved.read_text() == (CONFIGS / "reward" / "synthetic.yaml").read_text()
-    assert resolve_config_argv(["--config=configs/align/tiny-dpo.yaml", "--steps", "2"])[0].endswith("tiny-dpo.yaml")
+    assert resolve_config_argv(["--config=configs/align/tiny-dpo.yaml", "--steps", "2"])[0].endswith(
+        "tiny-dpo.yaml"
+    )
     with pytest.raises(FileNotFoundError, match="shipped recipes are"):
         resolve_config("configs/reward/nope.yaml")
     with pytest.raises(FileNotFoundError, match="mine.yaml does not exist"):

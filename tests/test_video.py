@@ -198,3 +198,18 @@ def test_resample_videos_picks_frames_and_resizes_like_read_video(tmp_path):
     assert resample_videos(videos, 16, (64, 64)) is videos  # nothing to do: no copy
     with pytest.raises(ValueError, match="float"):
         resample_videos(videos.to(torch.uint8), 8, 32)
+
+
+def test_decoder_messages_do_not_reach_the_user(tmp_path, capfd, monkeypatch):
+    """decord's C++ logger writes open failures to file descriptor 2; only our error is shown."""
+    write_video(ramp_video(24), tmp_path / "full.mp4")
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes((tmp_path / "full.mp4").read_bytes()[: (tmp_path / "full.mp4").stat().st_size // 2])
+    monkeypatch.delenv("CLEVEREWARD_DEBUG", raising=False)
+    with pytest.raises(VideoReadError):
+        read_video(path, 16)
+    assert ".cc:" not in capfd.readouterr().err  # decord's lines name their C++ source file
+    monkeypatch.setenv("CLEVEREWARD_DEBUG", "1")  # debugging lets them through
+    with pytest.raises(VideoReadError):
+        read_video(path, 16)
+    assert ".cc:" in capfd.readouterr().err
