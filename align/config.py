@@ -129,6 +129,13 @@ class AlignConfig:
         default_factory=lambda: [0, 1], metadata={"help": "Seeds sampled per eval prompt."}
     )
     eval_num_inference_steps: int = field(default=50, metadata={"help": "Sampling steps at evaluation."})
+    eval_height: int | None = field(
+        default=None, metadata={"help": "Video height at evaluation (default: the generator's, its model card's)."}
+    )
+    eval_width: int | None = field(default=None, metadata={"help": "Video width at evaluation (default: the generator's)."})
+    eval_num_frames: int | None = field(
+        default=None, metadata={"help": "Frames at evaluation, (F - 1) % 8 == 0 (default: the generator's)."}
+    )
     eval_guidance_scale: float = field(
         default=6.0, metadata={"help": "Classifier-free guidance scale at evaluation (1: none)."}
     )

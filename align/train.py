@@ -330,6 +330,9 @@ def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int,
             [reward],
             num_inference_steps=config.eval_num_inference_steps,
             guidance_scale=config.eval_guidance_scale,
+            height=config.eval_height,
+            width=config.eval_width,
+            num_frames=config.eval_num_frames,
         )
         pipe.text_encoder.to("cpu")
         pipe.transformer.train()

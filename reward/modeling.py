@@ -40,13 +40,22 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from reward.dimensions import DEFAULT_QUESTION_TEMPLATE
 from reward.hub import explain_missing_model
-from reward.towers import BUILTIN_TEXT_TOWER, BUILTIN_VIDEO_TOWER, build_text_tower, build_video_tower
+from reward.towers import (
+    BUILTIN_TEXT_TOWER,
+    BUILTIN_VIDEO_TOWER,
+    backbone_config,
+    backbone_image_size,
+    build_text_tower,
+    build_video_tower,
+)
 from reward.video import resample_videos
 
 __all__ = ["TOWER_MODES", "CleveRewardConfig", "CleveRewardModel", "user_fields"]
 
 TOWER_MODES = ("full", "frozen", "lora")
 _LORA_MARKER = "lora_"  # peft's parameter-name prefix for adapter weights
+BUILTIN_FRAME_SIZE = (64, 64)  # the synthetic world's frames
+DEFAULT_STATISTIC = (0.5, 0.5, 0.5)  # frames in [0, 1] -> [-1, 1] when a backbone names none
 
 
 def _arg(default, help_: str):
@@ -104,11 +113,15 @@ class CleveRewardConfig(PreTrainedConfig):
     lora_target_modules: str = _arg("all-linear", "Comma-separated module names to adapt, or 'all-linear'.")
     # Preprocessing.
     num_frames: int = _arg(8, "Frames read per video (uniformly over the clip).")
-    frame_size: list[int] | None = _arg(None, "Frame size H W (default 64 64).")
-    image_mean: list[float] | None = _arg(
-        None, "Per-channel mean for normalising frames (default 0.5; CLIP: its own)."
+    frame_size: list[int] | None = _arg(
+        None, "Frame size H W (default: the backbone's image size; 64 64 for the built-in tower)."
     )
-    image_std: list[float] | None = _arg(None, "Per-channel std (default 0.5).")
+    image_mean: list[float] | None = _arg(
+        None, "Per-channel mean for normalising frames (default: the backbone processor's; 0.5 built in)."
+    )
+    image_std: list[float] | None = _arg(
+        None, "Per-channel std (default: the backbone processor's; 0.5 for the built-in tower)."
+    )
     question_template: str = _arg(DEFAULT_QUESTION_TEMPLATE, "Question text with {dimension} and {prompt}.")
     dimensions: list[str] | None = None  # the trained dimensions, set from the training corpus
     max_text_length: int = _arg(64, "Questions are truncated to this many tokens.")
@@ -117,9 +130,9 @@ class CleveRewardConfig(PreTrainedConfig):
         if self.id2label is None:
             kwargs.setdefault("num_labels", 1)
         self.conv_channels = list(self.conv_channels or (32, 64, 128))
-        self.frame_size = list(self.frame_size or (64, 64))
-        self.image_mean = list(self.image_mean or (0.5, 0.5, 0.5))
-        self.image_std = list(self.image_std or (0.5, 0.5, 0.5))
+        # An HF video tower's preprocessing is filled once its backbone is known (`from_towers`).
+        if self.video_tower == BUILTIN_VIDEO_TOWER or self.video_tower_config is not None:
+            self.resolve_preprocessing()
         self.dimensions = list(self.dimensions or ())
         super().__post_init__(**kwargs)
         if self.num_labels != 1:
@@ -128,10 +141,39 @@ class CleveRewardConfig(PreTrainedConfig):
             if getattr(self, name) not in TOWER_MODES:
                 raise ValueError(f"{name} must be one of {TOWER_MODES}, got {getattr(self, name)!r}")
 
+    def resolve_preprocessing(
+        self, image_mean: list[float] | None = None, image_std: list[float] | None = None
+    ):
+        """Fill the unset `frame_size`, `image_mean`, `image_std`.
+
+        An HF video tower's size is its backbone config's `image_size` (what its position
+        embeddings were built for); its statistics are the processor's, passed in by `from_towers`.
+        The built-in tower's are the synthetic world's 64 x 64 and 0.5 / 0.5.
+        """
+        size = None
+        if self.video_tower != BUILTIN_VIDEO_TOWER and self.video_tower_config is not None:
+            size = backbone_image_size(backbone_config(self.video_tower_config, "vision"))
+        self.frame_size = list(self.frame_size or size or BUILTIN_FRAME_SIZE)
+        self.image_mean = list(self.image_mean or image_mean or DEFAULT_STATISTIC)
+        self.image_std = list(self.image_std or image_std or DEFAULT_STATISTIC)
+
 
 def user_fields() -> list:
     """The `dataclasses.Field`s of `CleveRewardConfig` that a user sets (those with a help string)."""
     return [f for f in dataclasses.fields(CleveRewardConfig) if "help" in f.metadata]
+
+
+def _processor_statistics(
+    name: str, trust_remote_code: bool
+) -> tuple[list[float] | None, list[float] | None]:
+    """(image_mean, image_std) of a backbone's image processor; (None, None) when it ships none."""
+    from transformers import AutoImageProcessor
+
+    try:
+        processor = AutoImageProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):  # no preprocessor_config.json: the defaults apply
+        return None, None
+    return getattr(processor, "image_mean", None), getattr(processor, "image_std", None)
 
 
 class CleveRewardModel(PreTrainedModel):
@@ -184,6 +226,9 @@ class CleveRewardModel(PreTrainedModel):
                     backbone = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
                 setattr(config, f"{part}_tower_config", backbone.to_dict())
             pretrained[part] = name
+        if "video" in pretrained:
+            statistics = _processor_statistics(pretrained["video"], trust_remote_code)
+            config.resolve_preprocessing(*statistics)
         modes = {part: getattr(config, f"{part}_tower_mode") for part in ("video", "text")}
         for part in modes:
             setattr(config, f"{part}_tower_mode", "full")
@@ -208,9 +253,11 @@ class CleveRewardModel(PreTrainedModel):
                 if targets == "all-linear"
                 else [t.strip() for t in targets.split(",")],
             )
-            inject_adapter_in_model(lora, tower)
-        # LoRA trains the adapters, plus the layers a wrapper adds around a pretrained backbone
-        # (the temporal transformer of an image tower): those start from random weights.
+            # Adapters go on the pretrained backbone only. The layers a tower adds around it (the
+            # temporal transformer) start from random weights and train in full; an adapter there
+            # would be redundant, and on `nn.MultiheadAttention.out_proj` it would never see a
+            # gradient (the attention calls its weight directly, not the module).
+            inject_adapter_in_model(lora, getattr(tower, "backbone", tower))
         new_layers = hasattr(tower, "backbone")
         for name, param in tower.named_parameters():
             added = new_layers and not name.startswith("backbone.")

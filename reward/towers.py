@@ -41,6 +41,8 @@ __all__ = [
     "VideoBackboneTower",
     "HFTextTower",
     "backbone_config",
+    "backbone_image_size",
+    "check_video_geometry",
     "masked_mean",
     "build_video_tower",
     "build_text_tower",
@@ -272,6 +274,35 @@ def text_pooling_for(config: PretrainedConfig) -> str:
     return "last" if is_decoder_lm else "mean"
 
 
+def backbone_image_size(backbone_cfg: PretrainedConfig) -> list[int] | None:
+    """[H, W] a vision backbone's position embeddings were built for (its config's `image_size`), or None."""
+    size = getattr(backbone_cfg, "image_size", None)
+    if size is None:
+        return None
+    return [size, size] if isinstance(size, int) else list(size)
+
+
+def check_video_geometry(config, backbone_cfg: PretrainedConfig) -> None:
+    """ValueError naming the field when `num_frames` / `frame_size` cannot feed this backbone.
+
+    Video backbones (VideoMAE, ViViT, TimeSformer) embed a fixed number of frames; ViT-style image
+    and video backbones a fixed image size (their position embeddings are not interpolated here).
+    """
+    name = config.video_tower
+    frames = getattr(backbone_cfg, "num_frames", None)
+    if backbone_cfg.model_type in VIDEO_BACKBONE_TYPES and frames is not None and config.num_frames != frames:
+        raise ValueError(
+            f"num_frames={config.num_frames} does not fit video tower {name!r}: its position embeddings "
+            f"cover {frames} frames (the backbone config's num_frames); set num_frames: {frames}"
+        )
+    size = backbone_image_size(backbone_cfg)
+    if size is not None and list(config.frame_size) != size:
+        raise ValueError(
+            f"frame_size={list(config.frame_size)} does not fit video tower {name!r}: it was built for "
+            f"{size[0]} x {size[1]} frames (the backbone config's image_size); set frame_size: {size}"
+        )
+
+
 def build_video_tower(config) -> nn.Module:
     """The video tower a `CleveRewardConfig` describes (random weights; pretrained ones are loaded later)."""
     if config.video_tower == BUILTIN_VIDEO_TOWER:
@@ -279,6 +310,7 @@ def build_video_tower(config) -> nn.Module:
             list(config.conv_channels), config.patch_size, shape_channels=config.shape_channels
         )
     backbone_cfg = backbone_config(config.video_tower_config, "vision")
+    check_video_geometry(config, backbone_cfg)
     backbone = AutoModel.from_config(backbone_cfg)
     if backbone_cfg.model_type in VIDEO_BACKBONE_TYPES:
         return VideoBackboneTower(backbone)

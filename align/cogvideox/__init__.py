@@ -49,6 +49,7 @@ from align.cogvideox.loading import (
 from align.cogvideox.sampling import (
     GeneratedBatch,
     decode_latents,
+    default_video_size,
     encode_prompts,
     encode_videos_to_latents,
     generate,
@@ -73,6 +74,7 @@ __all__ = [
     "LORA_WEIGHTS_NAME",
     "DEFAULT_LORA_TARGETS",
     "GeneratedBatch",
+    "default_video_size",
     "validate_generator",
     "load_pipeline",
     "tiny_pipeline",

@@ -10,8 +10,11 @@ from diffusers import (
 )
 from tqdm.auto import tqdm
 
+from align.cogvideox.loading import KNOWN_GENERATORS
+
 __all__ = [
     "GeneratedBatch",
+    "default_video_size",
     "encode_prompts",
     "generate",
     "decode_latents",
@@ -88,6 +91,22 @@ def _check_size(pipe: CogVideoXPipeline, height: int, width: int) -> None:
         raise ValueError(f"height={height}, width={width}: both must be multiples of {multiple}")
 
 
+def default_video_size(pipe: CogVideoXPipeline) -> tuple[int, int, int]:
+    """(height, width, frames) a pipeline samples when none are given: its model card's for a known
+    generator, else the transformer config's sample size.
+
+    Why not always the config: CogVideoX 1.5's `sample_height` / `sample_width` (300 latent pixels)
+    are the base of its RoPE grid, not a video size; times the VAE's factor 8 they would give
+    2400 × 2400 × 81 frames instead of the card's 768 × 1360 × 81.
+    """
+    spec = KNOWN_GENERATORS.get(pipe.name_or_path or "")
+    if spec is not None:
+        return spec.height, spec.width, spec.num_frames
+    config = pipe.transformer.config
+    factor = pipe.vae_scale_factor_spatial
+    return config.sample_height * factor, config.sample_width * factor, config.sample_frames
+
+
 def generate(
     pipe: CogVideoXPipeline,
     prompts: list[str],
@@ -103,17 +122,15 @@ def generate(
 
     N candidates of a prompt: repeat the prompt N times with N seeds. Each row gets its own
     `torch.Generator(seed)` (on CPU, so seeds mean the same on every device), hence a seed yields
-    the same video whether it is sampled alone or in a batch. Sizes default to the transformer's
-    sample size. Classifier-free guidance runs when guidance_scale > 1.
+    the same video whether it is sampled alone or in a batch. Sizes default to
+    `default_video_size(pipe)`. Classifier-free guidance runs when guidance_scale > 1.
     """
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds: expected one seed per prompt")
     if not prompts:
         raise ValueError("generate needs at least one prompt")
-    config = pipe.transformer.config
-    height = height or config.sample_height * pipe.vae_scale_factor_spatial
-    width = width or config.sample_width * pipe.vae_scale_factor_spatial
-    num_frames = num_frames or config.sample_frames
+    default_height, default_width, default_frames = default_video_size(pipe)
+    height, width, num_frames = height or default_height, width or default_width, num_frames or default_frames
     _check_size(pipe, height, width)
     latent_frames = latent_frame_count(pipe, num_frames)
     batch_size = batch_size or len(prompts)

@@ -1,0 +1,204 @@
+"""The claimed backbones at their real published widths (depth cut to two blocks, random weights).
+
+Each config below copies the values of the checkpoint's published `config.json` (and, where the
+preprocessing matters, `preprocessor_config.json`); the source is named beside it. Only the
+number of layers is cut, so widths, heads, patch sizes, frame counts and flags are the real ones.
+"""
+
+import pytest
+import torch
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    SiglipVisionConfig,
+    T5Config,
+    VideoMAEConfig,
+)
+
+from align.cogvideox import default_video_size, tiny_pipeline
+from reward.modeling import CleveRewardConfig, CleveRewardModel
+from reward.text import build_word_tokenizer
+
+LAYERS = 2  # every other value is the checkpoint's
+
+# huggingface.co/openai/clip-vit-base-patch16, config.json "vision_config"
+CLIP_VIT_B16 = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_attention_heads=12,
+    num_hidden_layers=LAYERS,
+    image_size=224,
+    patch_size=16,
+    hidden_act="quick_gelu",
+    layer_norm_eps=1e-5,
+    projection_dim=512,
+)
+# ... and its preprocessor_config.json
+CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+# huggingface.co/google/siglip-base-patch16-224, config.json "vision_config"
+SIGLIP_B16 = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_attention_heads=12,
+    num_hidden_layers=LAYERS,
+    image_size=224,
+    patch_size=16,
+    hidden_act="gelu_pytorch_tanh",
+    layer_norm_eps=1e-6,
+)
+# huggingface.co/MCG-NJU/videomae-base, config.json
+VIDEOMAE_BASE = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_attention_heads=12,
+    num_hidden_layers=LAYERS,
+    image_size=224,
+    patch_size=16,
+    num_frames=16,
+    tubelet_size=2,
+    qkv_bias=True,
+    use_mean_pooling=False,
+    hidden_act="gelu",
+    layer_norm_eps=1e-12,
+)
+# huggingface.co/google/t5-v1_1-base, config.json (the encoder; vocabulary cut to the test's words)
+T5_V11_BASE = dict(
+    d_model=768,
+    d_ff=2048,
+    d_kv=64,
+    num_heads=12,
+    num_layers=LAYERS,
+    feed_forward_proj="gated-gelu",
+    relative_attention_num_buckets=32,
+    layer_norm_epsilon=1e-6,
+    tie_word_embeddings=False,
+)
+# THUDM/CogVideoX1.5-5B, transformer/config.json (the values diffusers' conversion writes for 1.5)
+COGVIDEOX15_TRANSFORMER = dict(attention_head_dim=64, num_attention_heads=48, in_channels=16, out_channels=16,
+                               num_layers=42, patch_size=2, patch_size_t=2, sample_frames=81, sample_height=300,
+                               sample_width=300, text_embed_dim=4096, time_embed_dim=512, max_text_seq_length=226,
+                               use_rotary_positional_embeddings=True, patch_bias=False,
+                               spatial_interpolation_scale=1.875, temporal_compression_ratio=4)  # fmt: skip
+CAPTIONS = ["a red circle moving left", "a blue square moving up"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_word_tokenizer(CAPTIONS)
+
+
+def dual_encoder(tokenizer, **fields) -> CleveRewardModel:
+    torch.manual_seed(0)
+    config = CleveRewardConfig(
+        vocab_size=len(tokenizer), projection_dim=32, dimensions=["text_alignment"], **fields
+    )
+    return CleveRewardModel(config)
+
+
+def pair_batch(model, tokenizer, frames: int) -> dict:
+    size = model.config.frame_size
+    videos = torch.rand(2, frames, 3, *size, generator=torch.Generator().manual_seed(0))  # [chosen; rejected]
+    return model.build_inputs(
+        videos, [f"rate the text alignment of a video of {c}" for c in CAPTIONS], tokenizer
+    )
+
+
+def test_clip_recipe_lora_targets_all_receive_gradients(tokenizer):
+    """configs/reward/clip-t5-videocross.yaml: LoRA q/k/v/out_proj on CLIP ViT-B/16 plus a temporal transformer.
+
+    Before the fix the adapter on the temporal layer's `self_attn.out_proj` never got a gradient:
+    `nn.MultiheadAttention` uses that weight directly, not through the (adapted) module.
+    """
+    model = dual_encoder(
+        tokenizer, video_tower="openai/clip-vit-base-patch16", video_tower_config=CLIPVisionConfig(**CLIP_VIT_B16).to_dict(),
+        video_tower_mode="lora", lora_r=16, lora_alpha=32, lora_target_modules="q_proj,k_proj,v_proj,out_proj",
+        temporal_pooling="transformer", num_frames=4,
+    )  # fmt: skip
+    assert model.config.frame_size == [224, 224]  # from the backbone's image_size, not the synthetic 64
+    logits = model(**pair_batch(model, tokenizer, frames=4)).logits  # [2, 1]
+    (logits[0] - logits[1]).sum().backward()
+    trainable = {n: p for n, p in model.video_tower.named_parameters() if p.requires_grad}
+    dead = [n for n, p in trainable.items() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert any("lora_" in n for n in trainable) and not dead, dead
+
+
+@pytest.mark.parametrize("name, backbone", [("siglip", SiglipVisionConfig(**SIGLIP_B16)), ("t5", None)])
+def test_real_width_towers_score_a_pair(tokenizer, name, backbone):
+    if name == "siglip":
+        fields = {
+            "video_tower": "google/siglip-base-patch16-224",
+            "video_tower_config": backbone.to_dict(),
+            "num_frames": 2,
+        }
+    else:  # T5 v1.1 as a frozen text tower beside the built-in video tower
+        t5 = T5Config(vocab_size=len(tokenizer), **T5_V11_BASE)
+        fields = {"text_tower": "google/t5-v1_1-base", "text_tower_config": t5.to_dict(), "text_tower_mode": "frozen", "num_frames": 2}  # fmt: skip
+    model = dual_encoder(tokenizer, **fields).eval()
+    with torch.no_grad():
+        logits = model(**pair_batch(model, tokenizer, frames=2)).logits
+    assert logits.shape == (2, 1) and torch.isfinite(logits).all()
+
+
+def test_videomae_needs_its_frame_count_and_says_so(tokenizer):
+    config = VideoMAEConfig(**VIDEOMAE_BASE).to_dict()
+    with pytest.raises(ValueError, match=r"num_frames=8 does not fit video tower .*set num_frames: 16"):
+        dual_encoder(tokenizer, video_tower="MCG-NJU/videomae-base", video_tower_config=config, num_frames=8)
+    with pytest.raises(
+        ValueError, match=r"frame_size=\[112, 112\] does not fit .*set frame_size: \[224, 224\]"
+    ):
+        dual_encoder(tokenizer, video_tower="MCG-NJU/videomae-base", video_tower_config=config, num_frames=16,
+                     frame_size=[112, 112])  # fmt: skip
+    model = dual_encoder(
+        tokenizer, video_tower="MCG-NJU/videomae-base", video_tower_config=config, num_frames=16
+    ).eval()
+    with torch.no_grad():
+        assert model(**pair_batch(model, tokenizer, frames=16)).logits.shape == (2, 1)
+
+
+def test_from_towers_takes_the_backbone_processor_statistics(tokenizer, tmp_path):
+    """A pretrained folder with CLIP's preprocessor_config.json: its mean / std, not 0.5."""
+    small = {
+        **CLIP_VIT_B16,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "image_size": 32,
+    }
+    CLIPVisionModel(CLIPVisionConfig(**small)).save_pretrained(tmp_path)
+    CLIPImageProcessor(image_mean=CLIP_MEAN, image_std=CLIP_STD, crop_size=32, size=32).save_pretrained(
+        tmp_path
+    )
+    config = CleveRewardConfig(
+        vocab_size=len(tokenizer), video_tower=str(tmp_path), num_frames=2, dimensions=["text_alignment"]
+    )
+    model = CleveRewardModel.from_towers(config)
+    assert model.config.frame_size == [32, 32]
+    assert model.config.image_mean == pytest.approx(CLIP_MEAN) and model.config.image_std == pytest.approx(
+        CLIP_STD
+    )
+    # a user's own values win
+    mine = CleveRewardConfig(
+        vocab_size=len(tokenizer), video_tower=str(tmp_path), num_frames=2, image_mean=[0.4] * 3
+    )
+    assert CleveRewardModel.from_towers(mine).config.image_mean == [0.4] * 3
+
+
+def test_cogvideox15_samples_at_its_model_card_size_not_its_rope_grid():
+    """1.5's sample_height / sample_width (300) are its RoPE grid's base: x 8 they would be 2400 x 2400."""
+    from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
+
+    with torch.device("meta"):  # the real config, one block, no memory
+        transformer = CogVideoXTransformer3DModel.from_config({**COGVIDEOX15_TRANSFORMER, "num_layers": 1})
+    tiny = tiny_pipeline()
+    pipe = CogVideoXPipeline(tokenizer=tiny.tokenizer, text_encoder=tiny.text_encoder, vae=tiny.vae,
+                             transformer=transformer, scheduler=tiny.scheduler)  # fmt: skip
+    assert default_video_size(pipe) == (
+        2400,
+        2400,
+        81,
+    )  # what the config alone says: what generate used to do
+    pipe.register_to_config(
+        _name_or_path="THUDM/CogVideoX1.5-5B"
+    )  # as from_pretrained("THUDM/CogVideoX1.5-5B")
+    assert default_video_size(pipe) == (768, 1360, 81)  # the model card's 1360 x 768, 81 frames
