@@ -130,9 +130,12 @@ class AlignConfig:
     )
     eval_num_inference_steps: int = field(default=50, metadata={"help": "Sampling steps at evaluation."})
     eval_height: int | None = field(
-        default=None, metadata={"help": "Video height at evaluation (default: the generator's, its model card's)."}
+        default=None,
+        metadata={"help": "Video height at evaluation (default: the generator's, its model card's)."},
     )
-    eval_width: int | None = field(default=None, metadata={"help": "Video width at evaluation (default: the generator's)."})
+    eval_width: int | None = field(
+        default=None, metadata={"help": "Video width at evaluation (default: the generator's)."}
+    )
     eval_num_frames: int | None = field(
         default=None, metadata={"help": "Frames at evaluation, (F - 1) % 8 == 0 (default: the generator's)."}
     )
