@@ -33,6 +33,7 @@ __all__ = [
     "BudgetSetting",
     "BudgetTrial",
     "BudgetSweep",
+    "processed_size",
     "video_tokens",
     "vision_geometry",
     "settings_within",
@@ -49,11 +50,17 @@ MAX_DEFAULT_FRAMES = 32  # the default frame grid doubles from one temporal patc
 
 @dataclass(frozen=True)
 class VisionGeometry:
-    """How a VLM cuts video into tokens: spatial `patch_size` p, `temporal_patch_size` t, `merge_size` m."""
+    """How a VLM cuts video into tokens: spatial `patch_size` p, `temporal_patch_size` t, `merge_size` m.
+
+    `min_pixels` / `max_pixels`: the processor's bounds on H · W per frame (a frame outside them is
+    resized, keeping its aspect, by Qwen2-VL's `smart_resize`); None when unknown (a bare config).
+    """
 
     patch_size: int
     temporal_patch_size: int
     merge_size: int
+    min_pixels: int | None = None
+    max_pixels: int | None = None
 
     @property
     def factor(self) -> int:
@@ -92,10 +99,23 @@ class BudgetSweep:
         return asdict(self)
 
 
-def video_tokens(num_frames: int, height: int, width: int, geometry: VisionGeometry) -> int:
-    """Visual tokens of one video: ceil(F / t) · (H / (p·m)) · (W / (p·m)).
+def processed_size(height: int, width: int, geometry: VisionGeometry) -> tuple[int, int]:
+    """The frame size the processor hands the model: (H, W) itself inside the pixel bounds, else
+    what Qwen2-VL's `smart_resize` makes of it (the processors call the same function)."""
+    if geometry.min_pixels is None and geometry.max_pixels is None:
+        return height, width
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
-    H and W must be multiples of p·m (the processor would resize otherwise).
+    return smart_resize(
+        height, width, geometry.factor, geometry.min_pixels or 0, geometry.max_pixels or height * width
+    )
+
+
+def video_tokens(num_frames: int, height: int, width: int, geometry: VisionGeometry) -> int:
+    """Visual tokens of one video: ceil(F / t) · (H' / (p·m)) · (W' / (p·m)), (H', W') = `processed_size`.
+
+    H and W must be multiples of p·m; a size outside the processor's pixel bounds costs the tokens
+    of the size it is resized to.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -104,6 +124,7 @@ def video_tokens(num_frames: int, height: int, width: int, geometry: VisionGeome
         raise ValueError(
             f"frame size {height}x{width} must be positive multiples of patch_size·merge_size = {factor}"
         )
+    height, width = processed_size(height, width, geometry)
     return math.ceil(num_frames / geometry.temporal_patch_size) * (height // factor) * (width // factor)
 
 
@@ -112,6 +133,12 @@ def vision_geometry(source) -> VisionGeometry:
     (`vision_config`), or a VLM reward model's config (`vlm_config`)."""
     for attribute in ("video_processor", "vlm_config"):
         source = getattr(source, attribute, source)
+    size = getattr(source, "size", None)
+    size = size if isinstance(size, dict) else {}
+    bounds = {
+        "min_pixels": getattr(source, "min_pixels", None) or size.get("shortest_edge"),
+        "max_pixels": getattr(source, "max_pixels", None) or size.get("longest_edge"),
+    }
     vision = getattr(source, "vision_config", source)
     merge = getattr(vision, "merge_size", None) or getattr(vision, "spatial_merge_size", None)
     patch, temporal = getattr(vision, "patch_size", None), getattr(vision, "temporal_patch_size", None)
@@ -120,16 +147,21 @@ def vision_geometry(source) -> VisionGeometry:
             f"{type(source).__name__} has no Qwen2-VL-style geometry (patch_size, temporal_patch_size, "
             "merge_size): token budgets apply to VLM reward models"
         )
-    return VisionGeometry(patch_size=patch, temporal_patch_size=temporal, merge_size=merge)
+    return VisionGeometry(patch_size=patch, temporal_patch_size=temporal, merge_size=merge, **bounds)
 
 
 def settings_within(
     budget: int, geometry: VisionGeometry, frame_options: Sequence[int], size_options: Sequence[int]
 ) -> list[BudgetSetting]:
-    """Every (frames, size) of the grid costing at most `budget` tokens, by size then frames."""
+    """Every (frames, size) of the grid costing at most `budget` tokens, by size then frames.
+
+    Sizes the processor would resize (outside its pixel bounds) are left out: their label would
+    not be the size the model sees.
+    """
     settings = [
         BudgetSetting(f, s, video_tokens(f, s, s, geometry))
         for s in sorted(set(size_options))
+        if processed_size(s, s, geometry) == (s, s)
         for f in sorted(set(frame_options))
     ]
     return [setting for setting in settings if setting.tokens <= budget]

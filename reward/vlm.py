@@ -203,6 +203,12 @@ class TensorVideoProcessor(VideoProcessorMixin):
         return BatchFeature(data=data, tensor_type=return_tensors)
 
 
+IMAGE_PROCESSOR_CONFIG = "preprocessor_config.json"
+_VIDEO_SETTINGS_FROM_IMAGE = (
+    "patch_size", "temporal_patch_size", "merge_size", "min_pixels", "max_pixels", "image_mean", "image_std",
+)  # fmt: skip
+
+
 class TensorQwen2VLProcessor(Qwen2VLProcessor):
     """`Qwen2VLProcessor` whose video processor is a `TensorVideoProcessor` (no torchvision needed).
 
@@ -229,6 +235,11 @@ class TensorQwen2VLProcessor(Qwen2VLProcessor):
         video_settings = saved.get("video_processor") or {}
         if not video_settings and (path / "video_preprocessor_config.json").is_file():
             video_settings = json.loads((path / "video_preprocessor_config.json").read_text())
+        if not video_settings and (path / IMAGE_PROCESSOR_CONFIG).is_file():
+            # As transformers' video processor does: a checkpoint without video settings (the
+            # released Qwen2-VL ones) gives its image processor's geometry and pixel bounds.
+            image = json.loads((path / IMAGE_PROCESSOR_CONFIG).read_text())
+            video_settings = {k: image[k] for k in _VIDEO_SETTINGS_FROM_IMAGE if k in image}
         chat_template = (
             (path / CHAT_TEMPLATE_FILE).read_text() if (path / CHAT_TEMPLATE_FILE).is_file() else None
         )

@@ -202,3 +202,47 @@ def test_cogvideox15_samples_at_its_model_card_size_not_its_rope_grid():
         _name_or_path="THUDM/CogVideoX1.5-5B"
     )  # as from_pretrained("THUDM/CogVideoX1.5-5B")
     assert default_video_size(pipe) == (768, 1360, 81)  # the model card's 1360 x 768, 81 frames
+
+
+# huggingface.co/Qwen/Qwen2-VL-2B-Instruct, preprocessor_config.json (7B's is the same)
+QWEN2_VL_PREPROCESSOR = {"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14, "temporal_patch_size": 2,
+                         "merge_size": 2, "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
+                         "image_processor_type": "Qwen2VLImageProcessor"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def qwen2_vl_processor(tmp_path_factory):
+    """A folder laid out like the Qwen2-VL-2B checkpoint's processor files: its preprocessor_config.json
+    and no video settings (the tokenizer is the tiny one's; only the video geometry matters here)."""
+    import json
+    import shutil
+
+    from reward.vlm import build_tiny_qwen2_vl, load_vlm_processor
+
+    tiny = build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny") / "qwen2-vl")
+    folder = tmp_path_factory.mktemp("qwen2-vl-2b-processor")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(tiny / name, folder / name)
+    (folder / "preprocessor_config.json").write_text(json.dumps(QWEN2_VL_PREPROCESSOR))
+    return load_vlm_processor(folder)
+
+
+@pytest.mark.parametrize("frames, size", [(4, 112), (4, 28), (2, 448), (8, 224)])
+def test_qwen2_vl_visual_tokens_match_the_budget(qwen2_vl_processor, frames, size):
+    """Before: the torch-only processor used its own 100,352-pixel floor, so 4 frames at 112 px emitted
+    288 tokens where the budget said 32; and sizes under the checkpoint's floor (28 px) were miscounted."""
+    from reward.budget import processed_size, video_tokens, vision_geometry
+
+    processor = qwen2_vl_processor
+    geometry = vision_geometry(processor)
+    assert (geometry.patch_size, geometry.merge_size, geometry.min_pixels) == (14, 2, 3136)
+    video = torch.randint(0, 256, (frames, 3, size, size), dtype=torch.uint8)
+    text = processor.apply_chat_template(
+        [[{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "rate it"}]}]],
+        tokenize=False, add_generation_prompt=True,
+    )  # fmt: skip
+    inputs = processor(text=text, videos=[video], return_tensors="pt")
+    emitted = int((inputs["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum())
+    assert emitted == video_tokens(frames, size, size, geometry)
+    if size == 28:  # below the floor: resized up to 56 x 56, which the budget now counts
+        assert processed_size(size, size, geometry) == (56, 56) and emitted == 2 * 2 * 2  # 2 temporal x 2 x 2

@@ -25,6 +25,8 @@ from reward.scoring import load_scorer
 from reward.vlm import (
     LANGUAGE_LORA_TARGETS,
     QWEN2_VL_CHAT_TEMPLATE,
+    TINY_MAX_PIXELS,
+    TINY_MIN_PIXELS,
     TensorQwen2VLProcessor,
     TensorVideoProcessor,
     VLMRewardConfig,
@@ -485,8 +487,16 @@ def test_video_tokens_by_hand():
 
 def test_geometry_comes_from_processor_and_config(model, processor):
     from_processor = vision_geometry(processor)
-    assert from_processor == vision_geometry(model.config) == vision_geometry(model.config.vlm_config)
-    assert from_processor == VisionGeometry(patch_size=8, temporal_patch_size=2, merge_size=2)
+    # the processor also knows its pixel bounds, which no model config holds
+    assert from_processor == VisionGeometry(
+        patch_size=8,
+        temporal_patch_size=2,
+        merge_size=2,
+        min_pixels=TINY_MIN_PIXELS,
+        max_pixels=TINY_MAX_PIXELS,
+    )
+    bare = VisionGeometry(patch_size=8, temporal_patch_size=2, merge_size=2)
+    assert bare == vision_geometry(model.config) == vision_geometry(model.config.vlm_config)
     with pytest.raises(ValueError, match="token budgets apply to VLM"):
         vision_geometry(object())
 
