@@ -258,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     # Ranks reach the end at different times; gloo's group teardown can hang unless they meet first.
     trainer.accelerator.wait_for_everyone()
     trainer.end()  # finish the trackers and the process group
+    if "wandb" in trainer.args.report_to:
+        import wandb
+
+        wandb.finish()  # transformers leaves its run open for later evaluations; close it (flushes offline runs)
     return 0
 
 
