@@ -406,3 +406,19 @@ def test_online_rounds_keep_every_evaluation_and_resume(tmp_path):
         evaluation = json.loads((out / f"round-{r}" / "evaluation.json").read_text())
         assert evaluation["seeds"] == [0, 1] and "hacking_suspected" in evaluation["rewards"]["motion"]
     assert (out / "rounds.png").stat().st_size > 0
+
+
+def test_8bit_adam_quantises_the_state_of_a_lora_large_enough(samples, tmp_path):
+    # Rank 128 on the tiny transformer's 32-wide attention: A and B hold 32 x 128 = 4096 elements, the
+    # size from which bitsandbytes keeps 8-bit state (smaller tensors stay 32-bit, as above).
+    config = _config(samples, tmp_path, use_8bit_adam=True, lora_rank=128, lora_alpha=128.0,
+                     lora_target_modules=["to_q", "to_k", "to_v", "to_out.0"], checkpointing_steps=2)  # fmt: skip
+    train(config, build_pipeline(config, "cpu"))
+    state = torch.load(Path(config.output_dir) / "checkpoint-2" / "optimizer.bin", weights_only=False)[
+        "state"
+    ]
+    quantised = [s["__bnb_optimizer_quant_state__"] for s in state.values()]
+    assert len(quantised) == 2 * 4 * 2  # A and B of 4 targets in each of the 2 blocks
+    for q in quantised:  # Adam's two moments in uint8 with their per-block scales
+        assert q["state1"].dtype == q["state2"].dtype == torch.uint8 and q["state1"].numel() == 4096
+        assert q["absmax1"].dtype == torch.float32
