@@ -246,3 +246,73 @@ def test_qwen2_vl_visual_tokens_match_the_budget(qwen2_vl_processor, frames, siz
     assert emitted == video_tokens(frames, size, size, geometry)
     if size == 28:  # below the floor: resized up to 56 x 56, which the budget now counts
         assert processed_size(size, size, geometry) == (56, 56) and emitted == 2 * 2 * 2  # 2 temporal x 2 x 2
+
+
+# config.json of Qwen/Qwen2-VL-2B-Instruct and Qwen/Qwen2.5-VL-3B-Instruct (text and vision parts), at
+# two decoder and two vision blocks
+QWEN_VL = {
+    "qwen2-vl-2b": dict(
+        text=dict(hidden_size=1536, intermediate_size=8960, num_attention_heads=12, num_key_value_heads=2),
+        vision=dict(embed_dim=1280, hidden_size=1536, mlp_ratio=4, num_heads=16, in_chans=3),
+    ),
+    "qwen2.5-vl-3b": dict(
+        text=dict(hidden_size=2048, intermediate_size=11008, num_attention_heads=16, num_key_value_heads=2),
+        vision=dict(hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, window_size=112,
+                    fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, hidden_act="silu", in_channels=3),
+    ),
+}  # fmt: skip
+
+
+def qwen_vl_config(name, tokenizer):
+    """The model's published config at two blocks. The special-token ids are the test tokenizer's (the
+    real tokenizer needs the hub); every width, head count and flag is the checkpoint's."""
+    from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    config_class = Qwen2VLConfig if name.startswith("qwen2-") else Qwen2_5_VLConfig
+    return config_class(
+        text_config=dict(
+            vocab_size=151936, num_hidden_layers=LAYERS, max_position_embeddings=32768, rms_norm_eps=1e-6,
+            hidden_act="silu", tie_word_embeddings=True, use_sliding_window=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+            bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"),
+            **QWEN_VL[name]["text"],
+        ),
+        vision_config=dict(depth=LAYERS, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                           **QWEN_VL[name]["vision"]),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(QWEN_VL))
+def test_qwen_vl_trains_one_step_with_the_2b_recipe_and_scores(name, qwen2_vl_processor, tmp_path):
+    """configs/reward/qwen2vl-2b-lora.yaml on the real widths: LoRA on the language model, one optimizer
+    step, saved, reloaded by load_scorer; the video costs the budget's token count."""
+    from transformers import AutoModelForImageTextToText
+
+    from reward import train as reward_train
+    from reward.budget import video_tokens, vision_geometry
+    from reward.scoring import load_scorer
+
+    torch.manual_seed(0)
+    backbone = tmp_path / f"{name}-2-blocks"
+    config = qwen_vl_config(name, qwen2_vl_processor.tokenizer)
+    AutoModelForImageTextToText.from_config(config).save_pretrained(backbone)
+    qwen2_vl_processor.save_pretrained(backbone)
+    argv = ["--config", "configs/reward/qwen2vl-2b-lora.yaml", "--vlm_name_or_path", str(backbone),
+            "--data_dir", str(tmp_path / "data"), "--synthetic", "true", "--synthetic_pairs_per_dimension", "3",
+            "--synthetic_alignment_factor", "1", "--num_frames", "2", "--frame_size", "56", "56",
+            "--max_steps", "1", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
+            "--bf16", "false", "--vlm_dtype", "float32", "--attn_implementation", "eager", "--report_to", "none",
+            "--eval_strategy", "no", "--save_strategy", "no", "--dataloader_num_workers", "0",
+            "--final_eval_splits", "validation", "--output_dir", str(tmp_path / "model")]  # fmt: skip
+    assert reward_train.main(argv) == 0  # bf16 is for GPUs; everything else is the recipe's
+    scorer = load_scorer(tmp_path / "model", device="cpu")
+    assert scorer.model.config.num_frames == 2
+    videos = torch.rand(2, 2, 3, 56, 56)
+    scores = scorer(videos, ["a red circle moving left"] * 2, "text_alignment")
+    assert scores.shape == (2,) and torch.isfinite(scores).all()
+    assert video_tokens(2, 56, 56, vision_geometry(scorer.processing_class)) == 4  # 1 temporal x 2 x 2
