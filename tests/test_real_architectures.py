@@ -22,46 +22,18 @@ from reward.text import build_word_tokenizer
 
 LAYERS = 2  # every other value is the checkpoint's
 
+# The ViT-B/16 shape that CLIP ViT-B/16, SigLIP base/16 and VideoMAE base share (each config.json below)
+VIT_B16 = dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=LAYERS,
+               image_size=224, patch_size=16)  # fmt: skip
 # huggingface.co/openai/clip-vit-base-patch16, config.json "vision_config"
-CLIP_VIT_B16 = dict(
-    hidden_size=768,
-    intermediate_size=3072,
-    num_attention_heads=12,
-    num_hidden_layers=LAYERS,
-    image_size=224,
-    patch_size=16,
-    hidden_act="quick_gelu",
-    layer_norm_eps=1e-5,
-    projection_dim=512,
-)
+CLIP_VIT_B16 = dict(**VIT_B16, hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=512)
 # ... and its preprocessor_config.json
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 # huggingface.co/google/siglip-base-patch16-224, config.json "vision_config"
-SIGLIP_B16 = dict(
-    hidden_size=768,
-    intermediate_size=3072,
-    num_attention_heads=12,
-    num_hidden_layers=LAYERS,
-    image_size=224,
-    patch_size=16,
-    hidden_act="gelu_pytorch_tanh",
-    layer_norm_eps=1e-6,
-)
+SIGLIP_B16 = dict(**VIT_B16, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
 # huggingface.co/MCG-NJU/videomae-base, config.json
-VIDEOMAE_BASE = dict(
-    hidden_size=768,
-    intermediate_size=3072,
-    num_attention_heads=12,
-    num_hidden_layers=LAYERS,
-    image_size=224,
-    patch_size=16,
-    num_frames=16,
-    tubelet_size=2,
-    qkv_bias=True,
-    use_mean_pooling=False,
-    hidden_act="gelu",
-    layer_norm_eps=1e-12,
-)
+VIDEOMAE_BASE = dict(**VIT_B16, num_frames=16, tubelet_size=2, qkv_bias=True, use_mean_pooling=False,
+                     hidden_act="gelu", layer_norm_eps=1e-12)  # fmt: skip
 # huggingface.co/google/t5-v1_1-base, config.json (the encoder; vocabulary cut to the test's words)
 T5_V11_BASE = dict(
     d_model=768,
