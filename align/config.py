@@ -86,6 +86,13 @@ class AlignConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute transformer activations in backward."}
     )
+    fsdp: bool = field(
+        default=False,
+        metadata={
+            "help": "Shard the transformer across processes with torch's fully_shard (FSDP2, per CogVideoXBlock) "
+            "instead of DDP; runs on GPUs and on CPU (gloo). Needs checkpointing_steps: 0 and eval_steps: 0 for now."
+        },
+    )
     use_8bit_adam: bool = field(
         default=False,
         metadata={
@@ -150,6 +157,11 @@ class AlignConfig:
             raise ValueError(f"rwr_weighting must be one of {RWR_WEIGHTINGS}, got {self.rwr_weighting!r}")
         if self.resume and self.resume_from_checkpoint is None:
             self.resume_from_checkpoint = "latest"
+        if self.fsdp and (self.checkpointing_steps or self.resume_from_checkpoint or self.eval_steps):
+            raise ValueError(
+                "fsdp: checkpoints, resume and evaluation during training are not supported with sharded "
+                "weights yet; set checkpointing_steps: 0 and eval_steps: 0"
+            )
         if self.eval_steps and not (self.eval_reward and self.eval_prompts):
             raise ValueError("eval_steps needs eval_reward and eval_prompts")
 

@@ -143,6 +143,28 @@ def rwr_loss(
 LOSSES: dict[str, Callable] = {"dpo": dpo_loss, "rwr": rwr_loss}
 
 
+def _shard(transformer: nn.Module) -> None:
+    """FSDP2: every CogVideoXBlock, then the rest of the transformer, sharded across the processes."""
+    from torch.distributed.fsdp import fully_shard
+
+    for block in transformer.transformer_blocks:
+        fully_shard(block)
+    fully_shard(transformer)
+
+
+def _whole_lora_state(transformer: nn.Module) -> dict[str, torch.Tensor]:
+    """The LoRA tensors gathered whole from their shards (a collective: call it on every process)."""
+    from torch.distributed.tensor import DTensor
+
+    # clone() waits for the all-gather on every rank; a collective left pending (the ranks that
+    # do not save never read the result) aborts the process when the process group is destroyed.
+    return {
+        name: (tensor.full_tensor() if isinstance(tensor, DTensor) else tensor).detach().clone()
+        for name, tensor in transformer.state_dict().items()
+        if "lora_" in name
+    }
+
+
 def _accelerator(config: AlignConfig):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -245,14 +267,19 @@ def train(config: AlignConfig, pipe=None) -> dict:
     text_device = pipe.text_encoder.device
     pipe.text_encoder.to("cpu")  # T5-XXL is 9.5 GB: off the GPU while training; back for sampling
 
+    sharded = config.fsdp and accelerator.num_processes > 1
+    if sharded:
+        _shard(transformer)  # before the optimizer: sharding replaces the parameters
     params = [p for p in transformer.parameters() if p.requires_grad]
     optimizer = _optimizer(params, config)
     lr_scheduler = get_scheduler(
         "constant_with_warmup", optimizer, num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes
     )
-    objective, optimizer, lr_scheduler = accelerator.prepare(
-        DenoisingObjective(transformer, pipe.scheduler), optimizer, lr_scheduler
-    )
+    objective = DenoisingObjective(transformer, pipe.scheduler)
+    if sharded:  # FSDP reduces the gradients itself: no DDP wrapper around it
+        optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
+    else:
+        objective, optimizer, lr_scheduler = accelerator.prepare(objective, optimizer, lr_scheduler)
     register_lora_only_hooks(accelerator)
     start_step = 0
     checkpoint = resolve_checkpoint(config)
@@ -307,11 +334,15 @@ def train(config: AlignConfig, pipe=None) -> dict:
         "algorithm": config.algorithm,
         "steps": config.steps,
         "resumed_from": start_step,
+        "sharded": sharded,  # FSDP across processes (else DDP, or one process)
         "last": last,
         "data": data_report,
     }
+    lora_state = _whole_lora_state(transformer) if sharded else None  # a collective: every process
     if accelerator.is_main_process:
-        cogvideox.save_lora(accelerator.unwrap_model(objective).transformer, output_dir / LORA_DIR)
+        cogvideox.save_lora(
+            accelerator.unwrap_model(objective).transformer, output_dir / LORA_DIR, lora_state
+        )
         write_json(output_dir / "summary.json", summary)
     accelerator.end_training()
     return summary

@@ -2,8 +2,8 @@
 
     torchrun --nproc_per_node 2 tests/align_ddp_worker.py --config configs/align/tiny-dpo.yaml --data ... --output_dir ...
 
-Training is `align.train.train` unchanged; the per-rank dump (`lora_rank<r>.safetensors`) lets the
-test check that data-parallel training left identical adapters on every process.
+Training is `align.train.train` unchanged (DDP, or FSDP with --fsdp); under DDP the per-rank dump
+(`lora_rank<r>.safetensors`) lets the test check that training left identical adapters on every process.
 """
 
 import os
@@ -19,6 +19,8 @@ if __name__ == "__main__":
     (config,) = TrlParser((AlignConfig,)).parse_args_and_config(sys.argv[1:])
     pipe = build_pipeline(config, "cpu")
     train(config, pipe)
+    if config.fsdp:  # each rank holds shards; the whole adapter is the saved lora/
+        sys.exit(0)
     lora = {
         name: p.detach().contiguous() for name, p in pipe.transformer.named_parameters() if "lora_" in name
     }

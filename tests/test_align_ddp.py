@@ -118,3 +118,24 @@ def test_two_processes_match_one_and_resume(samples, tmp_path):  # noqa: F811
         assert again[step] == pytest.approx(two_losses[step], rel=1e-6), step
     summary = json.loads((resumed / "summary.json").read_text())
     assert summary["resumed_from"] == CHECKPOINT_STEP
+
+
+def test_fsdp_over_two_processes_matches_one(samples, tmp_path):  # noqa: F811
+    """torch's fully_shard (FSDP2) over gloo: each rank holds shards; the losses, and the adapter the
+    main process gathers from them and saves, equal one unsharded process with the same global batch."""
+    one, sharded = tmp_path / "one", tmp_path / "fsdp"
+    (config,) = TrlParser((AlignConfig,)).parse_args_and_config(
+        _args(samples, one, 4, STEPS, checkpointing_steps=0)
+    )
+    train(config, build_pipeline(config, "cpu"))
+    _torchrun(_args(samples, sharded, 2, STEPS, checkpointing_steps=0, fsdp=True))
+    assert json.loads((sharded / "summary.json").read_text())["sharded"] is True
+    one_losses, fsdp_losses = _losses(one), _losses(sharded)
+    assert sorted(fsdp_losses) == list(range(1, STEPS + 1))
+    for step in range(1, STEPS + 1):
+        assert fsdp_losses[step] == pytest.approx(one_losses[step], rel=RTOL), step
+    whole = load_file(str(sharded / "lora" / "pytorch_lora_weights.safetensors"))
+    reference = load_file(str(one / "lora" / "pytorch_lora_weights.safetensors"))
+    assert whole and whole.keys() == reference.keys()
+    for name in whole:
+        torch.testing.assert_close(whole[name], reference[name], rtol=RTOL, atol=1e-6)

@@ -155,15 +155,20 @@ def add_lora(
     return [p for p in transformer.parameters() if p.requires_grad]
 
 
-def save_lora(transformer: CogVideoXTransformer3DModel, out_dir: str | os.PathLike) -> Path:
+def save_lora(
+    transformer: CogVideoXTransformer3DModel,
+    out_dir: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write the transformer's LoRA adapter to `out_dir`/pytorch_lora_weights.safetensors, atomically.
 
     The format is diffusers': `pipe.load_lora_weights(out_dir)` (or `load_pipeline(...,
     lora_weights=out_dir)`) reads it into any CogVideoXPipeline of the same base model.
     `transformer` may be wrapped by `accelerator.prepare`. Call it on the main process only.
+    `state_dict`: the adapter's tensors when the module holds only shards of them (FSDP).
     """
     transformer = _unwrap(transformer)
-    layers = get_peft_model_state_dict(transformer)
+    layers = get_peft_model_state_dict(transformer, state_dict=state_dict)
     # The adapter config (rank, alpha, targets) goes into the file's metadata: without it the
     # loader assumes alpha == rank and the reloaded adapter is scaled differently.
     metadata = transformer.peft_config[LORA_ADAPTER_NAME].to_dict()
