@@ -17,6 +17,7 @@ BAD = {
     "rerank": (["rerank", "--generator", "THUDM/CogVideoX-2b", "--prompts", "{tmp}/prompts.txt", "--reward",
                 "rule:motion", "--out", "{tmp}/r"], "generator 'THUDM/CogVideoX-2b' is not a local folder"),
     "align": (["align", "--reward", "rule:nope", "--out", "{tmp}/a"], "unknown rule reward 'rule:nope'"),
+    "check": (["check", "{tmp}/nowhere"], "{tmp}/nowhere: no samples.jsonl"),
     "align-train": (["align-train", "--config", "configs/align/tiny-dpo.yaml", "--algorithm", "nope"],
                     "algorithm must be one of"),
 }  # fmt: skip
