@@ -16,6 +16,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from pathlib import Path
@@ -33,7 +34,11 @@ __all__ = [
     "compare_scores",
     "format_comparison",
     "write_comparison",
+    "write_samples",
 ]
+
+SAMPLES_FILE = "samples.jsonl"
+SAMPLE_FPS = 8  # the synthetic world's frame rate
 
 
 def sample_and_score(
@@ -68,6 +73,27 @@ def sample_and_score(
     return {"prompts": rows_prompts, "seeds": rows_seeds, "videos": batch.videos, "scores": scores}
 
 
+def write_samples(folder: str | os.PathLike, result: dict) -> list[Path]:
+    """`sample_and_score`'s videos as mp4 files in `folder`, with `samples.jsonl` beside them (one
+    {"video", "prompt", "seed", <reward>: score, ...} per line, video paths relative to it), so
+    anyone can re-measure them with a checker of their own. Returns the video paths."""
+    from reward.video import write_video
+
+    folder = Path(folder)
+    paths, records = [], []
+    for i, (video, prompt, seed) in enumerate(zip(result["videos"], result["prompts"], result["seeds"])):
+        path = folder / f"{i:04d}.mp4"
+        write_video(
+            (video * 255).round().to(torch.uint8), path, fps=SAMPLE_FPS
+        )  # float [F, C, H, W] -> uint8
+        paths.append(path)
+        scores = {name: values[i] for name, values in result["scores"].items()}
+        records.append({"video": path.name, "prompt": prompt, "seed": seed, **scores})
+    with atomic_write(folder / SAMPLES_FILE) as f:
+        f.write("".join(json.dumps(record) + "\n" for record in records))
+    return paths
+
+
 def summarize_scores(scores: list[float], num_prompts: int, num_seeds: int) -> dict:
     """Mean, per-seed means (over prompts), their standard deviation (the seed spread) and per-prompt means.
 
@@ -89,6 +115,7 @@ def compare_base_tuned(
     seeds: list[int],
     rewards: list[RewardFunction],
     training_reward: str,
+    out_dir: str | os.PathLike | None = None,
     **sample_kwargs,
 ) -> dict:
     """Score the base (adapters disabled) and tuned (adapters enabled) samples of the same prompts x seeds.
@@ -98,6 +125,11 @@ def compare_base_tuned(
     spread of the paired per-seed gains, `significant` (|gain| larger than both seed spreads), and
     for independent rewards `hacking_suspected` (the training reward rose significantly while this
     one fell significantly). `sample_kwargs` go to `sample_and_score`.
+
+    With `out_dir`, both sets of samples are kept (`out_dir/base`, `out_dir/tuned`: mp4 +
+    samples.jsonl) and, when every prompt is a synthetic-world caption, judged by the independent
+    pixel check (`align.checker`): `result["check"]` holds each measure's base, tuned, gain, spread
+    and significance, and `out_dir/strips.png` shows the same prompts and seeds side by side.
     """
     names = [r.name for r in rewards]
     if training_reward not in names:
@@ -105,11 +137,33 @@ def compare_base_tuned(
     with cogvideox.adapters_disabled(pipe.transformer):
         base = sample_and_score(pipe, prompts, seeds, rewards, **sample_kwargs)
     tuned = sample_and_score(pipe, prompts, seeds, rewards, **sample_kwargs)
-    return {
+    result = {
         "prompts": list(prompts),
         "seeds": list(seeds),
         **compare_scores(base["scores"], tuned["scores"], len(prompts), len(seeds), training_reward),
     }
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        write_samples(out_dir / "base", base)
+        write_samples(out_dir / "tuned", tuned)
+        if all(_is_caption(p) for p in prompts):
+            from align.checker import check_samples, compare_checks, plot_strips
+
+            result["check"] = compare_checks(
+                check_samples(out_dir / "base"), check_samples(out_dir / "tuned")
+            )
+            plot_strips(out_dir / "strips.png", {"base": out_dir / "base", "tuned": out_dir / "tuned"})
+    return result
+
+
+def _is_caption(prompt: str) -> bool:
+    from reward.synthetic import parse_caption
+
+    try:
+        parse_caption(prompt)
+    except ValueError:
+        return False
+    return True
 
 
 def compare_scores(
@@ -170,6 +224,17 @@ def format_comparison(result: dict) -> str:
             f"{name:<28} {b['mean']:>8.4f}±{b['seed_std']:<7.4f} {t['mean']:>8.4f}±{t['seed_std']:<7.4f} "
             f"{entry['gain']:>+9.4f}  {', '.join(notes)}"
         )
+    if "check" in result:
+        lines += [
+            "",
+            "independent check (pixels only)",
+            f"{'measure':<28} {'base':>8} {'tuned':>8} {'gain':>9}  note",
+        ]
+        for measure, entry in result["check"].items():
+            note = "significant" if entry["significant"] else "within seed spread"
+            lines.append(
+                f"{measure:<28} {entry['base']:>8.4f} {entry['tuned']:>8.4f} {entry['gain']:>+9.4f}  {note}"
+            )
     return "\n".join(lines)
 
 

@@ -8,7 +8,9 @@ rewards (`align.evaluation`). The LoRA carries over from round to round; the DPO
 the base model (adapters disabled), so every round is anchored to it.
 
 Outputs under `out`: round-<r>/samples (manifest, videos, latents, pairs), round-<r>/train
-(log.jsonl, checkpoints, lora/), round-<r>/evaluation.json|.txt, rounds.json (base and every
+(log.jsonl, checkpoints, lora/), round-<r>/evaluation.json|.txt, round-<r>/evaluation/ (the base
+and tuned samples as mp4 + samples.jsonl; for synthetic captions the independent check's
+strips.png), rounds.json (base and every
 round's rewards, rewritten atomically after each round) and rounds.png. A rerun skips finished
 rounds (their LoRA is loaded back).
 """
@@ -134,7 +136,13 @@ def run_rounds(
             raise RuntimeError(f"round {round_}: training wrote no LoRA under {round_dir / 'train'}")
         pipe.transformer.eval()
         comparison = compare_base_tuned(
-            pipe, eval_prompts, list(eval_seeds), eval_rewards, reward.name, **sample_kwargs
+            pipe,
+            eval_prompts,
+            list(eval_seeds),
+            eval_rewards,
+            reward.name,
+            round_dir / "evaluation",
+            **sample_kwargs,
         )
         write_comparison(round_dir / "evaluation.json", comparison)
         records.append(_round_record(round_, comparison))

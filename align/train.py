@@ -24,7 +24,6 @@ Design decisions:
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -45,7 +44,7 @@ from align.checkpoint import (
 from align.config import AlignConfig, config_parser
 from align.data import load_training_data, micro_batch
 from align.losses import diffusion_dpo_loss, reward_weighted_loss
-from reward.files import append_jsonl, atomic_write, write_json
+from reward.files import append_jsonl, write_json
 
 __all__ = [
     "LOG_NAME",
@@ -64,7 +63,6 @@ __all__ = [
 LOG_NAME = "log.jsonl"
 LORA_DIR = "lora"
 EVAL_PREFIX = "eval-"  # eval-<step>/: the evaluation samples of that step
-EVAL_FPS = 8
 
 
 class DenoisingObjective(nn.Module):
@@ -348,33 +346,10 @@ def train(config: AlignConfig, pipe=None) -> dict:
     return summary
 
 
-def _write_eval_samples(folder: Path, result: dict, reward_name: str) -> list[Path]:
-    """Each evaluation sample as an mp4 in `folder`, with `samples.jsonl` beside them
-    ({"video", "prompt", "seed", reward}; paths relative to it), so anyone can re-measure them."""
-    from reward.video import write_video
-
-    paths, records = [], []
-    for i, (video, prompt, seed) in enumerate(zip(result["videos"], result["prompts"], result["seeds"])):
-        path = folder / f"{i:04d}.mp4"
-        write_video((video * 255).round().to(torch.uint8), path, fps=EVAL_FPS)  # [F, C, H, W]
-        paths.append(path)
-        records.append(
-            {
-                "video": path.name,
-                "prompt": prompt,
-                "seed": seed,
-                reward_name: result["scores"][reward_name][i],
-            }
-        )
-    with atomic_write(folder / "samples.jsonl") as f:
-        f.write("".join(json.dumps(record) + "\n" for record in records))
-    return paths
-
-
 def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int, text_device) -> None:
     """Main process: sample the eval prompts x seeds with the current policy, log the mean reward (and videos to wandb)."""
     if accelerator.is_main_process:
-        from align.evaluation import sample_and_score
+        from align.evaluation import sample_and_score, write_samples
         from align.rewards import resolve_reward
 
         reward = resolve_reward(config.eval_reward)
@@ -395,7 +370,7 @@ def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int,
         pipe.transformer.train()
         scores = result["scores"][reward.name]
         record = {"step": step, f"eval/{reward.name}": float(torch.tensor(scores).mean())}
-        paths = _write_eval_samples(Path(config.output_dir) / f"{EVAL_PREFIX}{step}", result, reward.name)
+        paths = write_samples(Path(config.output_dir) / f"{EVAL_PREFIX}{step}", result)
         accelerator.log(record, step=step)
         append_jsonl(Path(config.output_dir) / LOG_NAME, [record])
         if "wandb" in config.report_to or config.report_to == "all":

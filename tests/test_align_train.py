@@ -405,6 +405,11 @@ def test_online_rounds_keep_every_evaluation_and_resume(tmp_path):
     for r in (1, 2):
         evaluation = json.loads((out / f"round-{r}" / "evaluation.json").read_text())
         assert evaluation["seeds"] == [0, 1] and "hacking_suspected" in evaluation["rewards"]["motion"]
+        # both sample sets kept for re-measuring, and judged by the independent pixel check
+        kept = out / f"round-{r}" / "evaluation"
+        assert len((kept / "base" / "samples.jsonl").read_text().splitlines()) == len(PROMPTS) * 2
+        assert len(list((kept / "tuned").glob("*.mp4"))) == len(PROMPTS) * 2
+        assert set(evaluation["check"]) >= {"prompt_ok", "noise", "frozen"} and (kept / "strips.png").is_file()
     assert (out / "rounds.png").stat().st_size > 0
 
 
