@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("reward.commands.score", "score videos with a reward model, as JSON lines"),
     "rerank": ("align.commands.rerank", "best-of-N: generate, score and keep the best samples"),
     "align": ("align.commands.align", "online rounds: sample, score, build pairs, train"),
+    "generator pretrain": (
+        "align.pretrain",
+        "pretrain a small CogVideoX on the synthetic world (the base to align)",
+    ),
     "check": (
         "align.commands.check",
         "independent check of synthetic-world samples: prompt accuracy, quality",

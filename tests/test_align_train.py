@@ -409,7 +409,9 @@ def test_online_rounds_keep_every_evaluation_and_resume(tmp_path):
         kept = out / f"round-{r}" / "evaluation"
         assert len((kept / "base" / "samples.jsonl").read_text().splitlines()) == len(PROMPTS) * 2
         assert len(list((kept / "tuned").glob("*.mp4"))) == len(PROMPTS) * 2
-        assert set(evaluation["check"]) >= {"prompt_ok", "noise", "frozen"} and (kept / "strips.png").is_file()
+        assert (
+            set(evaluation["check"]) >= {"prompt_ok", "noise", "frozen"} and (kept / "strips.png").is_file()
+        )
     assert (out / "rounds.png").stat().st_size > 0
 
 

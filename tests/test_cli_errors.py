@@ -17,6 +17,8 @@ BAD = {
     "rerank": (["rerank", "--generator", "THUDM/CogVideoX-2b", "--prompts", "{tmp}/prompts.txt", "--reward",
                 "rule:motion", "--out", "{tmp}/r"], "generator 'THUDM/CogVideoX-2b' is not a local folder"),
     "align": (["align", "--reward", "rule:nope", "--out", "{tmp}/a"], "unknown rule reward 'rule:nope'"),
+    "generator pretrain": (["generator", "pretrain", "--num_frames", "8", "--output_dir", "{tmp}/g"],
+                           "num_frames=8: CogVideoX's VAE needs (num_frames - 1) % 4 == 0"),
     "check": (["check", "{tmp}/nowhere"], "{tmp}/nowhere: no samples.jsonl"),
     "align-train": (["align-train", "--config", "configs/align/tiny-dpo.yaml", "--algorithm", "nope"],
                     "algorithm must be one of"),

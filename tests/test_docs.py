@@ -8,8 +8,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").glob("*.md")])
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-# a path from the file-system root: "/" + a name + "/" not inside a URL, a fraction or a word
-ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~\-\]])/[A-Za-z_][\w.\-]*/")
+# a path from the file-system root: "/" + a name + "/" not inside a URL, a fraction, a word or a
+# placeholder such as `round-<r>/evaluation/`
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~\-\]>}])/[A-Za-z_][\w.\-]*/")
 README_MAX_LINES = 250
 
 

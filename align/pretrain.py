@@ -1,0 +1,341 @@
+"""Pretrain a small CogVideoX on the synthetic world, from scratch, on a CPU: the base generator to align.
+
+    clevereward generator pretrain --config configs/generator/world.yaml --output_dir runs/world-generator
+
+The model is CogVideoX's real architecture at a small size — diffusers' `AutoencoderKLCogVideoX`,
+`CogVideoXTransformer3DModel`, a small T5 encoder and CogVideoX's v-prediction DDIM scheduler —
+trained on renderings of the world's *train-split* captions only, in two stages:
+1. the VAE, on frames: MSE with the object's pixels weighted up (the object is a few percent of
+   the frame, and its shape is what the transformer must learn to draw) plus a small KL term;
+2. the transformer and the text encoder together, on the frozen VAE's latents, with CogVideoX's
+   v-prediction loss and a share of empty prompts (so classifier-free guidance has an
+   unconditional model).
+The result is a normal `CogVideoXPipeline` folder (`OUT/pipeline`): `load_pipeline(OUT/pipeline)`,
+`--generator OUT/pipeline` and `pipe.load_lora_weights` accept it.
+
+Design decisions:
+- Deterministic for a seed: the training clips are rendered from (seed, caption, index); every
+  batch, its noise and its timesteps are functions of (seed, stage, step).
+- Resumable: each stage checkpoints its weights, optimizer and step (`OUT/<stage>-checkpoint`,
+  written atomically); a rerun continues from there and a finished stage is skipped.
+- The VAE's `scaling_factor` is set to 1 / std of the training latents, so the transformer sees
+  unit-variance latents, as CogVideoX's do.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from reward.files import append_jsonl, atomic_dir, atomic_write, read_jsonl, write_json
+
+__all__ = ["PretrainConfig", "render_training_clips", "pretrain", "main"]
+
+STAGES = ("vae", "transformer")
+PIPELINE_DIR = "pipeline"
+LOSS_LOG = "loss.jsonl"
+LOSS_PLOT = "loss.png"
+_STAGE_SEED = {"vae": 1, "transformer": 2}  # keeps the two stages' random streams apart
+
+
+@dataclass
+class PretrainConfig:
+    """Every option of `clevereward generator pretrain` (flat, so `--config x.yaml` works)."""
+
+    output_dir: str = field(
+        default="runs/world-generator", metadata={"help": "Where the stages and pipeline/ go."}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "Seed of the clips, the initial weights, batches and noise."}
+    )
+    clips_per_caption: int = field(
+        default=32, metadata={"help": "Training clips rendered per train-split caption."}
+    )
+    height: int = field(
+        default=32, metadata={"help": "Frame height (the world renders 64 px; resized down)."}
+    )
+    width: int = field(default=32, metadata={"help": "Frame width."})
+    num_frames: int = field(
+        default=9, metadata={"help": "Frames per clip; (F - 1) % (2 x time compression) == 0."}
+    )
+    # VAE
+    vae_channels: list[int] = field(
+        default_factory=lambda: [16, 32],
+        metadata={"help": "VAE block widths; n blocks = 2^(n-1)x spatial compression."},
+    )
+    latent_channels: int = field(default=4, metadata={"help": "VAE latent channels."})
+    time_compression: int = field(default=2, metadata={"help": "VAE temporal compression ratio."})
+    vae_steps: int = field(default=1500, metadata={"help": "VAE optimizer steps."})
+    vae_batch_size: int = field(default=8, metadata={"help": "Clips per VAE step."})
+    vae_learning_rate: float = field(default=1e-3, metadata={"help": "VAE AdamW learning rate."})
+    object_weight: float = field(
+        default=10.0, metadata={"help": "Weight of the object's pixels in the VAE's MSE."}
+    )
+    kl_weight: float = field(default=1e-4, metadata={"help": "Weight of the VAE's KL term."})
+    # transformer and text encoder
+    layers: int = field(default=4, metadata={"help": "Transformer blocks."})
+    heads: int = field(default=4, metadata={"help": "Attention heads."})
+    head_dim: int = field(
+        default=32, metadata={"help": "Width of each head (heads x head_dim: a multiple of 16)."}
+    )
+    patch_size: int = field(default=4, metadata={"help": "Latent patch size of the transformer."})
+    text_layers: int = field(
+        default=2, metadata={"help": "T5 encoder blocks (trained with the transformer)."}
+    )
+    text_dim: int = field(default=64, metadata={"help": "T5 width."})
+    steps: int = field(default=5200, metadata={"help": "Transformer optimizer steps."})
+    batch_size: int = field(default=32, metadata={"help": "Clips per transformer step."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Transformer + T5 AdamW learning rate."})
+    empty_prompt_rate: float = field(default=0.1, metadata={"help": "Share of empty prompts (for guidance)."})
+    checkpoint_steps: int = field(
+        default=500, metadata={"help": "Checkpoint every this many steps of a stage."}
+    )
+    log_steps: int = field(default=10, metadata={"help": "Log the loss every this many steps."})
+    torch_num_threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (default: torch's)."}
+    )
+
+    def __post_init__(self):
+        chunk = 2 * self.time_compression
+        if self.num_frames < 1 or (self.num_frames - 1) % chunk:
+            raise ValueError(
+                f"num_frames={self.num_frames}: CogVideoX's VAE needs (num_frames - 1) % {chunk} == 0"
+            )
+        spatial = 2 ** (len(self.vae_channels) - 1) * self.patch_size
+        if self.height % spatial or self.width % spatial:
+            raise ValueError(f"height and width must be multiples of {spatial} (VAE factor x patch size)")
+        if (self.heads * self.head_dim) % 16:
+            raise ValueError("heads x head_dim must be a multiple of 16 (CogVideoX's 3D sin-cos positions)")
+
+
+def render_training_clips(config: PretrainConfig) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The train-split clips: float [N, F, C, H, W] in [0, 1], object masks [N, F, 1, H, W], captions [N]."""
+    from reward.synthetic import CAPTIONS, caption_split, foreground_mask, render_video
+    from reward.video import resample_videos
+
+    captions = [c for c in CAPTIONS if caption_split(c) == "train"]
+    clips, masks, names = [], [], []
+    for i, caption in enumerate(captions):
+        for k in range(config.clips_per_caption):
+            frames = render_video(
+                caption, np.random.default_rng([config.seed, i, k])
+            )  # uint8 [16, C, 64, 64]
+            mask = torch.from_numpy(foreground_mask(frames)).float()[:, None]  # [16, 1, 64, 64]
+            clips.append(frames.float() / 255)
+            masks.append(mask)
+            names.append(caption)
+    size = (config.height, config.width)
+    videos = resample_videos(torch.stack(clips), config.num_frames, size)  # [N, F, C, H, W]
+    masks = resample_videos(torch.stack(masks), config.num_frames, size).clamp(0, 1)  # [N, F, 1, H, W]
+    return videos, masks, names
+
+
+def _models(config: PretrainConfig):
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    from align.cogvideox.loading import TINY_TEXT_LENGTH, _tiny_tokenizer
+
+    tokenizer = _tiny_tokenizer()
+    blocks = len(config.vae_channels)
+    torch.manual_seed(config.seed)
+    vae = AutoencoderKLCogVideoX(
+        down_block_types=("CogVideoXDownBlock3D",) * blocks, up_block_types=("CogVideoXUpBlock3D",) * blocks,
+        block_out_channels=tuple(config.vae_channels), latent_channels=config.latent_channels, layers_per_block=1,
+        norm_num_groups=min(4, config.vae_channels[0]), temporal_compression_ratio=config.time_compression,
+        sample_height=config.height, sample_width=config.width,
+    )  # fmt: skip
+    spatial = 2 ** (blocks - 1)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=config.heads, attention_head_dim=config.head_dim, in_channels=config.latent_channels,
+        out_channels=config.latent_channels, time_embed_dim=config.heads * config.head_dim, text_embed_dim=config.text_dim,
+        num_layers=config.layers, sample_height=config.height // spatial, sample_width=config.width // spatial,
+        sample_frames=config.num_frames, patch_size=config.patch_size, temporal_compression_ratio=config.time_compression,
+        max_text_seq_length=TINY_TEXT_LENGTH,
+    )  # fmt: skip
+    text_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=config.text_dim,
+            d_kv=config.text_dim // 4,
+            num_heads=4,
+            d_ff=2 * config.text_dim,
+            num_layers=config.text_layers,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,  # no dropout: a resumed run draws nothing from the global RNG
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )  # fmt: skip
+    )
+    scheduler = CogVideoXDDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
+        snr_shift_scale=3.0,
+        timestep_spacing="trailing",
+    )  # fmt: skip  (CogVideoX-2b's scheduler config)
+    return tokenizer, vae, transformer, text_encoder, scheduler
+
+
+def _generator(config: PretrainConfig, stage: str, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((config.seed * 1000 + _STAGE_SEED[stage]) * 1_000_003 + step)
+
+
+def _run_stage(config, stage, modules, params, lr, steps, loss_of_step, out: Path) -> None:
+    """Train `modules` for `steps` steps (resuming from the stage's checkpoint); `loss_of_step(step)` -> loss."""
+    from safetensors.torch import load_model, save_model  # they handle tied weights (T5's shared embedding)
+
+    checkpoint = out / f"{stage}-checkpoint"
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    start = 0
+    if (checkpoint / "state.pt").is_file():
+        for name, module in modules.items():
+            load_model(module, str(checkpoint / f"{name}.safetensors"))
+        state = torch.load(checkpoint / "state.pt", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+    for module in modules.values():
+        module.train()
+    progress = tqdm(range(start, steps), desc=f"pretrain {stage}", initial=start, total=steps)
+    for step in progress:
+        loss = loss_of_step(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        done = step + 1
+        if done % config.log_steps == 0 or done == steps:
+            append_jsonl(out / LOSS_LOG, [{"stage": stage, "step": done, "loss": float(loss)}])
+            progress.set_postfix(loss=f"{float(loss):.4f}")
+        if done % config.checkpoint_steps == 0 or done == steps:
+            with atomic_dir(checkpoint) as tmp:
+                for name, module in modules.items():
+                    save_model(module, str(tmp / f"{name}.safetensors"))
+                torch.save({"optimizer": optimizer.state_dict(), "step": done}, tmp / "state.pt")
+    for module in modules.values():
+        module.eval()
+
+
+def _plot_losses(out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    records = read_jsonl(out / LOSS_LOG)
+    fig, axes = plt.subplots(1, len(STAGES), figsize=(8, 3))
+    for ax, stage in zip(axes, STAGES):
+        points = [(r["step"], r["loss"]) for r in records if r["stage"] == stage]
+        if points:
+            ax.plot(*zip(*points))
+        ax.set_yscale("log")
+        ax.set_title(f"{stage} loss")
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    with atomic_write(out / LOSS_PLOT, mode="wb") as f:
+        f.write(buffer.getvalue())
+
+
+def pretrain(config: PretrainConfig) -> Path:
+    """Run (or resume) both stages and write `output_dir/pipeline`; returns that folder."""
+    from diffusers import CogVideoXPipeline
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "pretrain_config.json", asdict(config))
+    if config.torch_num_threads:
+        torch.set_num_threads(config.torch_num_threads)
+    videos, masks, captions = render_training_clips(config)
+    tokenizer, vae, transformer, text_encoder, scheduler = _models(config)
+
+    # Stage 1: the VAE on pixels in [-1, 1] (diffusers' convention), [B, C, F, H, W] layout.
+    pixels = videos.permute(0, 2, 1, 3, 4) * 2 - 1  # [N, F, C, H, W] -> [N, C, F, H, W]
+    weights = 1 + (config.object_weight - 1) * masks.permute(0, 2, 1, 3, 4)  # [N, 1, F, H, W]
+
+    def vae_loss(step: int) -> torch.Tensor:
+        index = torch.randint(
+            0, len(pixels), (config.vae_batch_size,), generator=_generator(config, "vae", step)
+        )
+        posterior = vae.encode(pixels[index]).latent_dist
+        recon = vae.decode(posterior.sample(_generator(config, "vae", -step - 1))).sample
+        mse = (weights[index] * (recon - pixels[index]) ** 2).mean()
+        return mse + config.kl_weight * posterior.kl().mean() / math.prod(posterior.mean.shape[1:])
+
+    _run_stage(config, "vae", {"vae": vae}, list(vae.parameters()), config.vae_learning_rate, config.vae_steps,
+               vae_loss, out)  # fmt: skip
+    vae.requires_grad_(False)
+
+    # Stage 2: latents once, scaled to unit variance; the transformer and T5 on them.
+    with torch.no_grad():
+        latents = torch.cat(
+            [vae.encode(pixels[i : i + 16]).latent_dist.mode() for i in range(0, len(pixels), 16)]
+        )
+    vae.register_to_config(scaling_factor=float(1 / latents.std()))
+    latents = (latents * vae.config.scaling_factor).permute(
+        0, 2, 1, 3, 4
+    )  # [N, C, F, h, w] -> [N, F, C, h, w]
+    tokens = tokenizer(list(captions), padding="max_length", max_length=transformer.config.max_text_seq_length,
+                       truncation=True, return_tensors="pt").input_ids  # fmt: skip
+    empty = tokenizer([""], padding="max_length", max_length=tokens.shape[1], return_tensors="pt").input_ids
+
+    def transformer_loss(step: int) -> torch.Tensor:
+        gen = _generator(config, "transformer", step)
+        index = torch.randint(0, len(latents), (config.batch_size,), generator=gen)
+        ids = tokens[index].clone()
+        ids[torch.rand(config.batch_size, generator=gen) < config.empty_prompt_rate] = empty[0]
+        x0 = latents[index]
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=gen)
+        noisy = scheduler.add_noise(x0, noise, t)
+        prediction = transformer(noisy, text_encoder(ids)[0], t, return_dict=False)[0]
+        return F.mse_loss(prediction, scheduler.get_velocity(x0, noise, t))
+
+    params = [*transformer.parameters(), *text_encoder.parameters()]
+    modules = {"transformer": transformer, "text_encoder": text_encoder}
+    _run_stage(
+        config, "transformer", modules, params, config.learning_rate, config.steps, transformer_loss, out
+    )
+    _plot_losses(out)
+
+    pipe = CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                             scheduler=scheduler)  # fmt: skip
+    with atomic_dir(out / PIPELINE_DIR) as tmp:
+        pipe.save_pretrained(tmp)
+    return out / PIPELINE_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Pretrain the world generator."""
+    import sys
+
+    from trl import TrlParser
+
+    from reward.commands import OneLineErrors
+    from reward.recipes import resolve_config_argv
+
+    class Parser(OneLineErrors, TrlParser):
+        pass
+
+    argv = resolve_config_argv(list(sys.argv[1:] if argv is None else argv))
+    (config,) = Parser((PretrainConfig,)).parse_args_and_config(argv)
+    print(f"pipeline written to {pretrain(config)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
