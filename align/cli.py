@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "align.pretrain",
         "pretrain a small CogVideoX on the synthetic world (the base to align)",
     ),
+    "sample": (
+        "align.commands.sample",
+        "sample prompts x seeds into mp4 files + samples.jsonl (for `check`)",
+    ),
     "check": (
         "align.commands.check",
         "independent check of synthetic-world samples: prompt accuracy, quality",

@@ -117,3 +117,18 @@ def test_a_bad_listing_names_its_line(tmp_path):
     (tmp_path / "samples.jsonl").write_text('{"video": "a.mp4", "prompt": "a red circle moving left"}\n')
     with pytest.raises(ValueError, match=r"samples.jsonl:line 1: missing \['seed'\]"):
         check_samples(tmp_path)
+
+
+def test_sample_then_check_a_generator(tmp_path, capsys):
+    """`clevereward sample` writes the grid the checker reads; the random tiny generator draws no caption."""
+    out = tmp_path / "samples"
+    assert cli(["sample", "--generator", "tiny", "--prompts", "synthetic:validation", "--seeds", "0", "1",
+                "--steps", "2", "--guidance", "1", "--out", str(out)]) == 0  # fmt: skip
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [(r["prompt"], r["seed"]) for r in rows][:2] == [
+        ("a yellow circle moving left", 0),
+        ("a yellow circle moving left", 1),
+    ]
+    assert len(rows) == 4 * 2 and all((out / r["video"]).is_file() for r in rows)
+    report = check_samples(out)
+    assert report["samples"] == 8 and report["mean"]["prompt_ok"] == 0.0  # noise is no colored shape

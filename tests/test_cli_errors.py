@@ -19,6 +19,8 @@ BAD = {
     "align": (["align", "--reward", "rule:nope", "--out", "{tmp}/a"], "unknown rule reward 'rule:nope'"),
     "generator pretrain": (["generator", "pretrain", "--num_frames", "8", "--output_dir", "{tmp}/g"],
                            "num_frames=8: CogVideoX's VAE needs (num_frames - 1) % 4 == 0"),
+    "sample": (["sample", "--generator", "tiny", "--prompts", "synthetic:nope", "--out", "{tmp}/s"],
+               "--prompts synthetic:nope: the synthetic world's splits are"),
     "check": (["check", "{tmp}/nowhere"], "{tmp}/nowhere: no samples.jsonl"),
     "align-train": (["align-train", "--config", "configs/align/tiny-dpo.yaml", "--algorithm", "nope"],
                     "algorithm must be one of"),
