@@ -63,7 +63,7 @@ class PretrainConfig:
     )
     width: int = field(default=32, metadata={"help": "Frame width."})
     num_frames: int = field(
-        default=9, metadata={"help": "Frames per clip; (F - 1) % (2 x time compression) == 0."}
+        default=9, metadata={"help": "Frames per clip: F - 1 a multiple of 2 x time_compression."}
     )
     # VAE
     vae_channels: list[int] = field(

@@ -69,3 +69,12 @@ def test_a_usage_error_of_the_parser_is_one_line_too(capsys):
 def test_debug_shows_the_traceback():
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         main(["train", "--config", "missing.yaml", "--debug"])
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_a_help_page(command, capsys):
+    # argparse formats help strings with %: an unescaped one breaks --help (it did, for a frame rule)
+    with pytest.raises(SystemExit) as done:
+        main([*command.split(), "--help"])
+    assert done.value.code == 0
+    assert "usage:" in capsys.readouterr().out
