@@ -215,10 +215,10 @@ def _run_stage(config, stage, modules, params, lr, steps, loss_of_step, out: Pat
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        done = step + 1
+        done, value = step + 1, loss.item()
         if done % config.log_steps == 0 or done == steps:
-            append_jsonl(out / LOSS_LOG, [{"stage": stage, "step": done, "loss": float(loss)}])
-            progress.set_postfix(loss=f"{float(loss):.4f}")
+            append_jsonl(out / LOSS_LOG, [{"stage": stage, "step": done, "loss": value}])
+            progress.set_postfix(loss=f"{value:.4f}")
         if done % config.checkpoint_steps == 0 or done == steps:
             with atomic_dir(checkpoint) as tmp:
                 for name, module in modules.items():
