@@ -144,7 +144,8 @@ class AlignConfig:
         default=None, metadata={"help": "Video width at evaluation (default: the generator's)."}
     )
     eval_num_frames: int | None = field(
-        default=None, metadata={"help": "Frames at evaluation, F - 1 a multiple of 8 (default: the generator's)."}
+        default=None,
+        metadata={"help": "Frames at evaluation, F - 1 a multiple of 8 (default: the generator's)."},
     )
     eval_guidance_scale: float = field(
         default=6.0, metadata={"help": "Classifier-free guidance scale at evaluation (1: none)."}
