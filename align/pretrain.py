@@ -141,7 +141,7 @@ def _models(config: PretrainConfig):
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
-    from align.cogvideox.loading import TINY_TEXT_LENGTH, _tiny_tokenizer
+    from align.cogvideox.loading import COGVIDEOX_SCHEDULER, TINY_TEXT_LENGTH, _tiny_tokenizer
 
     tokenizer = _tiny_tokenizer()
     blocks = len(config.vae_channels)
@@ -175,17 +175,7 @@ def _models(config: PretrainConfig):
             decoder_start_token_id=0,
         )  # fmt: skip
     )
-    scheduler = CogVideoXDDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        prediction_type="v_prediction",
-        rescale_betas_zero_snr=True,
-        set_alpha_to_one=True,
-        snr_shift_scale=3.0,
-        timestep_spacing="trailing",
-    )  # fmt: skip  (CogVideoX-2b's scheduler config)
+    scheduler = CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER)
     return tokenizer, vae, transformer, text_encoder, scheduler
 
 

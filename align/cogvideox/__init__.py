@@ -38,6 +38,7 @@ The rest of `align` sees videos as float `[B, F, C, H, W]` in [0, 1] and latents
 from __future__ import annotations
 
 from align.cogvideox.loading import (
+    COGVIDEOX_SCHEDULER,
     KNOWN_GENERATORS,
     TINY,
     TINY_VOCABULARY,
@@ -67,6 +68,7 @@ from align.cogvideox.training import (
 )
 
 __all__ = [
+    "COGVIDEOX_SCHEDULER",
     "GeneratorSpec",
     "KNOWN_GENERATORS",
     "TINY",

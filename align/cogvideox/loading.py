@@ -19,6 +19,7 @@ from align.cogvideox.training import _lora_file
 from reward.hub import explain_missing_model
 
 __all__ = [
+    "COGVIDEOX_SCHEDULER",
     "GeneratorSpec",
     "KNOWN_GENERATORS",
     "TINY",
@@ -79,6 +80,20 @@ TINY_TEXT_DIM = 32  # T5 d_model == transformer text_embed_dim
 TINY_HEIGHT = TINY_WIDTH = 32  # pixels; / VAE spatial factor 8 -> 4x4 latents -> 2x2 patches
 TINY_FRAMES = 9  # (9 - 1) / 4 + 1 = 3 latent frames
 TINY_SEED_SEPARATOR = ":"
+# CogVideoX-2b's scheduler config (as diffusers' conversion script writes it): v-prediction,
+# zero-terminal-SNR betas, trailing timesteps. The tiny and the world generators use it too.
+COGVIDEOX_SCHEDULER: dict = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    num_train_timesteps=1000,
+    prediction_type="v_prediction",
+    rescale_betas_zero_snr=True,
+    set_alpha_to_one=True,
+    snr_shift_scale=3.0,
+    timestep_spacing="trailing",
+)
 
 
 def validate_generator(generator: str) -> str:
@@ -242,18 +257,7 @@ def tiny_pipeline(seed: int = 0) -> CogVideoXPipeline:
         sample_height=TINY_HEIGHT,
         sample_width=TINY_WIDTH,
     ).eval()
-    # CogVideoX-2b's scheduler config: v-prediction, zero-terminal-SNR betas, trailing timesteps.
-    scheduler = CogVideoXDDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        prediction_type="v_prediction",
-        rescale_betas_zero_snr=True,
-        set_alpha_to_one=True,
-        snr_shift_scale=3.0,
-        timestep_spacing="trailing",
-    )
+    scheduler = CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER)
     pipe = CogVideoXPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
     )
