@@ -44,6 +44,7 @@ from reward.synthetic import (
     object_centroids,
     object_displacement,
     parse_caption,
+    pixel_levels,
 )
 from reward.video import VideoReadError, read_video
 
@@ -68,17 +69,8 @@ _STRIP_FRAMES = 4  # frames shown per sample in the PNG grid
 _STRIP_ROWS = 8  # (prompt, seed) rows at most
 
 
-def _levels(frames: torch.Tensor | np.ndarray) -> np.ndarray:
-    """float32 pixel levels [F, H, W, C] of uint8 [F, C, H, W] or float frames in [0, 1]."""
-    array = frames.detach().cpu().float().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
-    if array.ndim != 4 or array.shape[1] != 3:
-        raise ValueError(f"frames must be [F, 3, H, W], got {list(array.shape)}")
-    scale = 1.0 if array.dtype == np.uint8 or array.max() > 1.0 else 255.0
-    return array.astype(np.float32).transpose(0, 2, 3, 1) * scale  # [F, C, H, W] -> [F, H, W, C]
-
-
 def _quality(frames) -> dict[str, float]:
-    pixels, mask = _levels(frames), foreground_mask(frames)
+    pixels, mask = pixel_levels(frames), foreground_mask(frames)
     background = np.median(pixels, axis=(1, 2))  # [F, C]
     # noise: the typical step between neighbouring pixels (edges are too few to move the median)
     noise = float(np.median(np.abs(np.diff(pixels, axis=2)).max(axis=-1)))  # [F, H, W - 1] -> scalar

@@ -168,12 +168,7 @@ class AlignConfig:
 
 
 def config_parser():
-    """`trl.TrlParser` of `AlignConfig` (YAML `--config` plus command-line overrides), with one-line usage errors."""
-    from trl import TrlParser
+    """The parser of `AlignConfig` (`reward.commands.config_parser`): YAML `--config` plus overrides."""
+    from reward.commands import config_parser as dataclass_parser
 
-    from reward.commands import OneLineErrors
-
-    class Parser(OneLineErrors, TrlParser):
-        pass
-
-    return Parser((AlignConfig,))
+    return dataclass_parser(AlignConfig)

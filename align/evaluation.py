@@ -146,7 +146,9 @@ def compare_base_tuned(
         out_dir = Path(out_dir)
         write_samples(out_dir / "base", base)
         write_samples(out_dir / "tuned", tuned)
-        if all(_is_caption(p) for p in prompts):
+        from reward.synthetic import is_caption
+
+        if all(is_caption(p) for p in prompts):
             from align.checker import check_samples, compare_checks, plot_strips
 
             result["check"] = compare_checks(
@@ -154,16 +156,6 @@ def compare_base_tuned(
             )
             plot_strips(out_dir / "strips.png", {"base": out_dir / "base", "tuned": out_dir / "tuned"})
     return result
-
-
-def _is_caption(prompt: str) -> bool:
-    from reward.synthetic import parse_caption
-
-    try:
-        parse_caption(prompt)
-    except ValueError:
-        return False
-    return True
 
 
 def compare_scores(

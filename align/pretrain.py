@@ -311,18 +311,9 @@ def pretrain(config: PretrainConfig) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Pretrain the world generator."""
-    import sys
+    from reward.commands import config_parser
 
-    from trl import TrlParser
-
-    from reward.commands import OneLineErrors
-    from reward.recipes import resolve_config_argv
-
-    class Parser(OneLineErrors, TrlParser):
-        pass
-
-    argv = resolve_config_argv(list(sys.argv[1:] if argv is None else argv))
-    (config,) = Parser((PretrainConfig,)).parse_args_and_config(argv)
+    (config,) = config_parser(PretrainConfig).parse_args_and_config(argv)
     print(f"pipeline written to {pretrain(config)}")
     return 0
 

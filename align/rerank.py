@@ -47,7 +47,9 @@ __all__ = [
     "candidate_seed",
     "sampling_settings",
     "resume_manifest",
+    "SYNTHETIC_PREFIX",
     "read_prompts",
+    "prompts_from",
     "check_writable",
     "rerank",
     "read_listing",
@@ -78,6 +80,22 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     if not prompts:
         raise ValueError(f"prompt file {path} holds no prompts (one per line expected)")
     return prompts
+
+
+SYNTHETIC_PREFIX = "synthetic:"  # prompts_from("synthetic:test"): a split of the synthetic world's captions
+
+
+def prompts_from(spec: str) -> list[str]:
+    """A prompt file's lines (`read_prompts`), or the synthetic world's captions of one split (`synthetic:test`)."""
+    if not spec.startswith(SYNTHETIC_PREFIX):
+        return read_prompts(spec)
+    from reward.pairs import SPLITS
+    from reward.synthetic import CAPTIONS, caption_split
+
+    split = spec.removeprefix(SYNTHETIC_PREFIX)
+    if split not in SPLITS:
+        raise ValueError(f"--prompts {spec}: the synthetic world's splits are {list(SPLITS)}")
+    return [c for c in CAPTIONS if caption_split(c) == split]
 
 
 def check_writable(out_dir: str | os.PathLike) -> Path:

@@ -371,8 +371,7 @@ def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int,
         scores = result["scores"][reward.name]
         record = {"step": step, f"eval/{reward.name}": float(torch.tensor(scores).mean())}
         paths = write_samples(Path(config.output_dir) / f"{EVAL_PREFIX}{step}", result)
-        accelerator.log(record, step=step)
-        append_jsonl(Path(config.output_dir) / LOG_NAME, [record])
+        log_step(accelerator, Path(config.output_dir) / LOG_NAME, record)
         if "wandb" in config.report_to or config.report_to == "all":
             import wandb
 
@@ -387,9 +386,6 @@ def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int,
 
 def main(argv: list[str] | None = None) -> int:
     """Diffusion-DPO / RWR fine-tuning of a CogVideoX generator with LoRA."""
-    from reward.recipes import resolve_config_argv
-
-    argv = resolve_config_argv(list(sys.argv[1:] if argv is None else argv))
     (config,) = config_parser().parse_args_and_config(argv)
     train(config)
     return 0

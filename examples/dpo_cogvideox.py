@@ -22,7 +22,6 @@ from align.preference import save_sample_pairs
 from align.rerank import read_prompts, rerank
 from align.rewards import resolve_reward
 from align.train import build_pipeline, train
-from reward.recipes import resolve_config
 
 RECIPE = "configs/align/cogvideox-2b-dpo.yaml"
 TINY_RECIPE = "configs/align/tiny-dpo.yaml"
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.reward and args.prompts):
             parser.error("give --reward and --prompts, or --tiny")
         prompts = read_prompts(args.prompts)
-    (config,) = config_parser().parse_args_and_config(["--config", str(resolve_config(args.recipe))])
+    (config,) = config_parser().parse_args_and_config(["--config", args.recipe])
     out = Path(args.out)
     config = dataclasses.replace(
         config, data=str(out / "samples"), output_dir=str(out / "train"), **overrides

@@ -39,7 +39,7 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from reward.files import atomic_write, write_json
+from reward.files import atomic_write, read_jsonl, write_json
 from reward.pairs import Corpus
 from reward.video import VideoReadError
 
@@ -256,9 +256,9 @@ class RewardCache:
     def __init__(self, path: str | os.PathLike, key: dict):
         self.path = Path(path)
         self.rewards: dict[tuple[str, str], float] = {}
-        lines = self.path.read_text().splitlines() if self.path.is_file() else []
-        if lines and _json_line(lines[0]) == {"key": key}:
-            for entry in filter(None, map(_json_line, lines[1:])):
+        records = read_jsonl(self.path)  # torn or invalid lines are left out
+        if records and records[0] == {"key": key}:
+            for entry in records[1:]:
                 self.rewards[entry["video"], entry["question"]] = entry["reward"]
         with atomic_write(self.path) as f:
             f.write(json.dumps({"key": key}) + "\n")
@@ -277,14 +277,6 @@ class RewardCache:
 
     def close(self) -> None:
         self._file.close()
-
-
-def _json_line(line: str) -> dict | None:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def score_pairs(

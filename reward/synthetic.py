@@ -64,6 +64,7 @@ __all__ = [
     "SyntheticPair",
     "PairSpec",
     "parse_caption",
+    "is_caption",
     "caption_split",
     "draw_scene",
     "scene_centres",
@@ -79,6 +80,7 @@ __all__ = [
     "plan_pairs",
     "iter_synthetic_pairs",
     "build_synthetic_corpus",
+    "pixel_levels",
     "foreground_mask",
     "dominant_color",
     "dominant_shape",
@@ -173,6 +175,15 @@ def parse_caption(caption: str) -> tuple[str, str, str]:
         f"{caption!r} is not a synthetic-world caption: expected 'a {{color}} {{shape}} moving {{direction}}' "
         f"with color in {list(COLORS)}, shape in {list(SHAPES)}, direction in {list(DIRECTIONS)}"
     )
+
+
+def is_caption(text: str) -> bool:
+    """Whether `text` is one of the world's 48 captions (`parse_caption` would accept it)."""
+    try:
+        parse_caption(text)
+    except ValueError:
+        return False
+    return True
 
 
 def caption_split(caption: str) -> str:
@@ -534,7 +545,7 @@ def build_synthetic_corpus(
 # --- measurements: read a video back from its pixels ----------------------------------------------
 
 
-def _pixels(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+def pixel_levels(frames: torch.Tensor | np.ndarray) -> np.ndarray:
     """uint8 [F, C, H, W], or float in [0, 1], -> float32 pixel levels [F, H, W, C]."""
     if isinstance(frames, torch.Tensor):  # float() first: numpy has no bfloat16
         frames = frames.detach().cpu()
@@ -548,14 +559,14 @@ def _pixels(frames: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def foreground_mask(frames: torch.Tensor | np.ndarray) -> np.ndarray:
     """bool [F, H, W]: pixels whose colour differs from the frame's background (its median colour)."""
-    pixels = _pixels(frames)
+    pixels = pixel_levels(frames)
     background = np.median(pixels, axis=(1, 2), keepdims=True)  # the object covers well under half
     return np.abs(pixels - background).max(axis=-1) > FOREGROUND_THRESHOLD
 
 
 def dominant_color(frames: torch.Tensor | np.ndarray) -> str | None:
     """The palette color most foreground pixels are nearest to; None when nothing stands out."""
-    pixels, mask = _pixels(frames), foreground_mask(frames)
+    pixels, mask = pixel_levels(frames), foreground_mask(frames)
     if not mask.any():
         return None
     palette = np.array(list(COLORS.values()), dtype=np.float32)  # [K, C]

@@ -21,13 +21,12 @@ from transformers import AutoTokenizer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import TrlParser
 
-from reward.commands import OneLineErrors
+from reward.commands import config_parser
 from reward.dimensions import CANONICAL_DIMENSIONS, build_question
 from reward.files import write_json
 from reward.hub import explain_missing_model
 from reward.modeling import CleveRewardConfig, CleveRewardModel, user_fields
 from reward.pairs import load_corpus
-from reward.recipes import resolve_config_argv
 from reward.text import build_word_tokenizer
 from reward.towers import BUILTIN_TEXT_TOWER
 from reward.trainer import CleveRewardTrainingConfig, VideoRewardTrainer
@@ -182,13 +181,9 @@ def _accuracy_table(split: str, metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-class _Parser(OneLineErrors, TrlParser):
-    """TRL's parser (dataclasses from YAML and the command line) with one-line usage errors."""
-
-
 def make_parser() -> TrlParser:
     """The command line / YAML parser of (ScriptArguments, CleveRewardTrainingConfig, ModelArguments)."""
-    return _Parser((ScriptArguments, CleveRewardTrainingConfig, ModelArguments))
+    return config_parser(ScriptArguments, CleveRewardTrainingConfig, ModelArguments)
 
 
 def run(
@@ -253,7 +248,6 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = resolve_config_argv(list(sys.argv[1:] if argv is None else argv))
     trainer, _ = run(*make_parser().parse_args_and_config(args=argv))
     # Ranks reach the end at different times; gloo's group teardown can hang unless they meet first.
     trainer.accelerator.wait_for_everyone()

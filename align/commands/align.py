@@ -15,7 +15,6 @@ from align.cogvideox import validate_generator
 from align.config import ALGORITHMS, config_parser
 from align.rewards import RULE_REWARDS, resolve_reward
 from reward.commands import CommandParser
-from reward.recipes import resolve_config_argv
 
 __all__ = ["SYNTHETIC", "main"]
 
@@ -69,13 +68,10 @@ def _parser() -> CommandParser:
 
 
 def _prompts(spec: str, split: str) -> list[str]:
-    if spec != SYNTHETIC:
-        from align.rerank import read_prompts
+    """`--prompts` / `--eval-prompts`: a file, or `synthetic` for that option's split of the world."""
+    from align.rerank import SYNTHETIC_PREFIX, prompts_from
 
-        return read_prompts(spec)
-    from reward.synthetic import CAPTIONS, caption_split
-
-    return [c for c in CAPTIONS if caption_split(c) == split]
+    return prompts_from(f"{SYNTHETIC_PREFIX}{split}" if spec == SYNTHETIC else spec)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from align.online import run_rounds
 
-    (config,) = config_parser().parse_args_and_config(
-        resolve_config_argv(["--config", args.config]) if args.config else []
-    )
+    (config,) = config_parser().parse_args_and_config(["--config", args.config] if args.config else [])
     overrides = {"generator": args.generator, "algorithm": args.algorithm, "seed": args.seed}
     if args.steps is not None:
         overrides["steps"] = args.steps

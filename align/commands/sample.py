@@ -14,26 +14,10 @@ from __future__ import annotations
 
 from align.cogvideox import load_pipeline, validate_generator
 from align.evaluation import sample_and_score, write_samples
+from align.rerank import prompts_from
 from reward.commands import CommandParser
 
-__all__ = ["SYNTHETIC_PREFIX", "prompts_from", "main"]
-
-SYNTHETIC_PREFIX = "synthetic:"
-
-
-def prompts_from(spec: str) -> list[str]:
-    """A prompt file's lines, or the synthetic world's captions of one split (`synthetic:test`)."""
-    if spec.startswith(SYNTHETIC_PREFIX):
-        from reward.pairs import SPLITS
-        from reward.synthetic import CAPTIONS, caption_split
-
-        split = spec.removeprefix(SYNTHETIC_PREFIX)
-        if split not in SPLITS:
-            raise ValueError(f"--prompts {spec}: the synthetic world's splits are {list(SPLITS)}")
-        return [c for c in CAPTIONS if caption_split(c) == split]
-    from align.rerank import read_prompts
-
-    return read_prompts(spec)
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
