@@ -94,6 +94,12 @@ class PretrainConfig:
     batch_size: int = field(default=32, metadata={"help": "Clips per transformer step."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Transformer + T5 AdamW learning rate."})
     empty_prompt_rate: float = field(default=0.1, metadata={"help": "Share of empty prompts (for guidance)."})
+    latent_object_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of the latents under the object (and one latent pixel around it) in the v-loss."
+        },
+    )
     checkpoint_steps: int = field(
         default=500, metadata={"help": "Checkpoint every this many steps of a stage."}
     )
@@ -218,6 +224,19 @@ def _run_stage(config, stage, modules, params, lr, steps, loss_of_step, out: Pat
         module.eval()
 
 
+def _latent_weights(masks: torch.Tensor, latent_shape: torch.Size, object_weight: float) -> torch.Tensor:
+    """Per-latent loss weights [N, F_lat, 1, h, w]: `object_weight` where the object is, 1 elsewhere.
+
+    `masks` are the clips' object masks [N, F, 1, H, W]; a latent is the object's when any pixel
+    of its space-time cell is (max pooling to the latent grid), dilated by one latent pixel so the
+    object's edge, where its shape is, counts in full.
+    """
+    n, frames, _, h, w = latent_shape
+    cells = F.adaptive_max_pool3d(masks.permute(0, 2, 1, 3, 4), (frames, h, w))  # [N, 1, F_lat, h, w]
+    cells = F.max_pool3d(cells, kernel_size=(1, 3, 3), stride=1, padding=(0, 1, 1))
+    return (1 + (object_weight - 1) * cells).permute(0, 2, 1, 3, 4)  # -> [N, F_lat, 1, h, w]
+
+
 def _plot_losses(out: Path) -> None:
     import matplotlib
 
@@ -279,6 +298,9 @@ def pretrain(config: PretrainConfig) -> Path:
     latents = (latents * vae.config.scaling_factor).permute(
         0, 2, 1, 3, 4
     )  # [N, C, F, h, w] -> [N, F, C, h, w]
+    # The object covers a few percent of the latents; weighting them up is what makes the
+    # transformer learn its shape rather than only the background (a blob passes the loss).
+    latent_weights = _latent_weights(masks, latents.shape, config.latent_object_weight)  # [N, F, 1, h, w]
     tokens = tokenizer(list(captions), padding="max_length", max_length=transformer.config.max_text_seq_length,
                        truncation=True, return_tensors="pt").input_ids  # fmt: skip
     empty = tokenizer([""], padding="max_length", max_length=tokens.shape[1], return_tensors="pt").input_ids
@@ -293,7 +315,7 @@ def pretrain(config: PretrainConfig) -> Path:
         t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=gen)
         noisy = scheduler.add_noise(x0, noise, t)
         prediction = transformer(noisy, text_encoder(ids)[0], t, return_dict=False)[0]
-        return F.mse_loss(prediction, scheduler.get_velocity(x0, noise, t))
+        return (latent_weights[index] * (prediction - scheduler.get_velocity(x0, noise, t)) ** 2).mean()
 
     params = [*transformer.parameters(), *text_encoder.parameters()]
     modules = {"transformer": transformer, "text_encoder": text_encoder}

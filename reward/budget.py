@@ -52,8 +52,10 @@ MAX_DEFAULT_FRAMES = 32  # the default frame grid doubles from one temporal patc
 class VisionGeometry:
     """How a VLM cuts video into tokens: spatial `patch_size` p, `temporal_patch_size` t, `merge_size` m.
 
-    `min_pixels` / `max_pixels`: the processor's bounds on H · W per frame (a frame outside them is
-    resized, keeping its aspect, by Qwen2-VL's `smart_resize`); None when unknown (a bare config).
+    `min_pixels` / `max_pixels`: the processor's pixel bounds (a video outside them is resized,
+    keeping its aspect); None when unknown (a bare config). `pixel_bounds` says what they bound:
+    "frame", H · W per frame (Qwen2-VL, 2.5-VL: the image `smart_resize`), or "video", T' · H · W
+    per clip with T' the frames rounded to temporal patches (Qwen3-VL: its video `smart_resize`).
     """
 
     patch_size: int
@@ -61,6 +63,7 @@ class VisionGeometry:
     merge_size: int
     min_pixels: int | None = None
     max_pixels: int | None = None
+    pixel_bounds: str = "frame"
 
     @property
     def factor(self) -> int:
@@ -99,16 +102,21 @@ class BudgetSweep:
         return asdict(self)
 
 
-def processed_size(height: int, width: int, geometry: VisionGeometry) -> tuple[int, int]:
-    """The frame size the processor hands the model: (H, W) itself inside the pixel bounds, else
-    what Qwen2-VL's `smart_resize` makes of it (the processors call the same function)."""
+def processed_size(height: int, width: int, geometry: VisionGeometry, num_frames: int = 1) -> tuple[int, int]:
+    """The frame size the processor hands the model for `num_frames` frames of H × W: (H, W) itself
+    inside the pixel bounds, else what the family's `smart_resize` makes of it (the processors
+    call the same functions)."""
     if geometry.min_pixels is None and geometry.max_pixels is None:
         return height, width
+    low, high = geometry.min_pixels or 0, geometry.max_pixels or num_frames * height * width
+    if geometry.pixel_bounds == "video":
+        from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
+
+        frames = max(num_frames, geometry.temporal_patch_size)  # one frame: one temporal patch
+        return smart_resize(frames, height, width, geometry.temporal_patch_size, geometry.factor, low, high)
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
-    return smart_resize(
-        height, width, geometry.factor, geometry.min_pixels or 0, geometry.max_pixels or height * width
-    )
+    return smart_resize(height, width, geometry.factor, low, high)
 
 
 def video_tokens(num_frames: int, height: int, width: int, geometry: VisionGeometry) -> int:
@@ -124,7 +132,7 @@ def video_tokens(num_frames: int, height: int, width: int, geometry: VisionGeome
         raise ValueError(
             f"frame size {height}x{width} must be positive multiples of patch_size·merge_size = {factor}"
         )
-    height, width = processed_size(height, width, geometry)
+    height, width = processed_size(height, width, geometry, num_frames)
     return math.ceil(num_frames / geometry.temporal_patch_size) * (height // factor) * (width // factor)
 
 
@@ -147,6 +155,10 @@ def vision_geometry(source) -> VisionGeometry:
             f"{type(source).__name__} has no Qwen2-VL-style geometry (patch_size, temporal_patch_size, "
             "merge_size): token budgets apply to VLM reward models"
         )
+    if getattr(source, "pixel_bounds", None):  # our torch-only video processors say it
+        bounds["pixel_bounds"] = source.pixel_bounds
+    elif type(source).__name__.startswith("Qwen3VL") or getattr(source, "model_type", "") == "qwen3_vl":
+        bounds["pixel_bounds"] = "video"
     return VisionGeometry(patch_size=patch, temporal_patch_size=temporal, merge_size=merge, **bounds)
 
 
@@ -161,8 +173,8 @@ def settings_within(
     settings = [
         BudgetSetting(f, s, video_tokens(f, s, s, geometry))
         for s in sorted(set(size_options))
-        if processed_size(s, s, geometry) == (s, s)
         for f in sorted(set(frame_options))
+        if processed_size(s, s, geometry, f) == (s, s)
     ]
     return [setting for setting in settings if setting.tokens <= budget]
 

@@ -5,7 +5,7 @@
 `h_L` is the backbone's last hidden state over the chat-templated (video, question) prompt and
 `t*` the position of the reward token (`config.reward_token`) or, without one, the last non-pad
 token. The backbone is the model's own transformers class (`AutoModel`: Qwen2VLModel,
-Qwen2_5_VLModel, ...) run with its own forward; only the head is ours.
+Qwen2_5_VLModel, Qwen3VLModel) run with its own forward; only the head is ours.
 
 Design decisions:
 - One forward pass over N (video, question) items: the processor concatenates the videos'
@@ -23,7 +23,12 @@ Design decisions:
 - transformers' video processors need torchvision. Where it is missing (the CPU-only torch wheel
   has no matching torchvision), `TensorVideoProcessor` does the Qwen2-VL video preprocessing
   (smart resize, CLIP normalisation, the same patch layout) in plain torch, and
-  `TensorQwen2VLProcessor` is Qwen2VLProcessor with it. Both save and load with the model folder.
+  `TensorQwen2VLProcessor` is Qwen2VLProcessor with it. Qwen3-VL's differs in three ways, each
+  taken from its own video processor: 16-px patches and 0.5 mean / std (the checkpoint's
+  settings), pixel bounds on the whole clip (T · H · W) rather than per frame, and a timestamp
+  before each temporal patch in the prompt (`<0.3 seconds>`, from each video's metadata);
+  `TensorQwen3VLVideoProcessor` / `TensorQwen3VLProcessor` carry them. All save and load with the
+  model folder.
 - LoRA/QLoRA configs are built by small functions (`lora_config`, `quantization_config`) from
   flat fields, so configs and CLIs stay flat; `prepare_for_training` applies them.
 """
@@ -54,13 +59,18 @@ from transformers import (
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
     Qwen2VLProcessor,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLProcessor,
 )
 from transformers.configuration_utils import SubConfigSpec
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil, smart_resize
+from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize as video_smart_resize
 from transformers.utils import is_torchvision_available
 from transformers.video_processing_utils import VideoProcessorMixin
+from transformers.video_utils import VideoMetadata
 
 from reward.dimensions import CANONICAL_DIMENSIONS, DEFAULT_QUESTION_TEMPLATE, DIMENSION_WORDS
 from reward.hub import explain_missing_model
@@ -73,7 +83,9 @@ __all__ = [
     "LANGUAGE_LORA_TARGETS",
     "VISION_LORA_TARGETS",
     "TensorVideoProcessor",
+    "TensorQwen3VLVideoProcessor",
     "TensorQwen2VLProcessor",
+    "TensorQwen3VLProcessor",
     "load_vlm_processor",
     "VLMRewardConfig",
     "VLMRewardModel",
@@ -84,6 +96,7 @@ __all__ = [
     "build_vlm_reward_model",
     "save_vlm_reward_model",
     "build_tiny_qwen2_vl",
+    "build_tiny_qwen3_vl",
 ]
 
 VLM_MODEL_TYPE = "clevereward_vlm"
@@ -116,6 +129,16 @@ QWEN2_VL_CHAT_TEMPLATE = (
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+# Qwen3-VL-Instruct's chat template, its text and video entries: no default system turn, and the
+# video as one vision start / pad / end that the processor expands per temporal patch.
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 # Module-name patterns (peft matches them as a full-name regex). Qwen2/2.5/3-VL name the text
 # decoder's linears like Llama's, under `language_model`; the vision blocks under `visual`.
 LANGUAGE_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -141,10 +164,15 @@ class TensorVideoProcessor(VideoProcessorMixin):
     a no-op when H and W already fit), rescaled and normalised with CLIP's mean/std, padded to a
     multiple of `temporal_patch_size` frames by repeating the last one, and cut into patches in
     Qwen2-VL's order. Returns `pixel_values_videos [sum_i T_i·H_i·W_i, C·t·p·p]` and
-    `video_grid_thw [num_videos, 3]` (grid in patches).
+    `video_grid_thw [num_videos, 3]` (grid in patches), and with `return_metadata=True` one
+    `VideoMetadata` per video (its frames read as sampled at `fps`, for processors that write
+    timestamps into the prompt).
     """
 
     model_input_names = ["pixel_values_videos", "video_grid_thw"]
+    # How min / max pixels bound a video: per frame (H · W, Qwen2-VL) or per clip (T · H · W,
+    # Qwen3-VL); reward.budget reads it to count tokens the way the processor resizes.
+    pixel_bounds = "frame"
 
     def __init__(
         self,
@@ -157,6 +185,7 @@ class TensorVideoProcessor(VideoProcessorMixin):
         image_std: list[float] | None = None,
         do_rescale: bool = True,
         rescale_factor: float = 1 / UINT8_MAX,
+        fps: float = 2.0,
         **kwargs,
     ):
         # `size` is how Qwen2VLVideoProcessor saves min/max pixels; accept its saved dicts too.
@@ -171,19 +200,35 @@ class TensorVideoProcessor(VideoProcessorMixin):
         self.image_std = list(image_std or OPENAI_CLIP_STD)
         self.do_rescale = do_rescale
         self.rescale_factor = rescale_factor
+        self.fps = fps
+
+    def target_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
+        """The (H, W) a video of this size is resized to: Qwen2-VL's per-frame `smart_resize`."""
+        return smart_resize(
+            height, width, self.patch_size * self.merge_size, self.min_pixels, self.max_pixels
+        )
 
     def preprocess(
-        self, videos, return_tensors=None, do_rescale: bool | None = None, **kwargs
+        self,
+        videos,
+        return_tensors=None,
+        do_rescale: bool | None = None,
+        return_metadata: bool = False,
+        **kwargs,
     ) -> BatchFeature:
         """`videos`: a list of `[F, C, H, W]` tensors (or one `[N, F, C, H, W]` tensor). Other kwargs
         that the processor forwards to every video processor (e.g. `do_sample_frames`) are ignored."""
         do_rescale = self.do_rescale if do_rescale is None else do_rescale
-        patches, grids = [], []
+        patches, grids, metadata = [], [], []
         for video in videos:
             video = video.float() * (self.rescale_factor if do_rescale else 1.0)
             num_frames, channels, height, width = video.shape
-            factor = self.patch_size * self.merge_size
-            new_h, new_w = smart_resize(height, width, factor, self.min_pixels, self.max_pixels)
+            metadata.append(
+                VideoMetadata(
+                    total_num_frames=num_frames, fps=self.fps, frames_indices=list(range(num_frames))
+                )
+            )
+            new_h, new_w = self.target_size(num_frames, height, width)
             if (new_h, new_w) != (height, width):
                 video = F.interpolate(video, size=(new_h, new_w), mode="bicubic", antialias=True).clamp(0, 1)
             mean = video.new_tensor(self.image_mean).view(1, -1, 1, 1)  # broadcast over [F, C, H, W]
@@ -200,21 +245,67 @@ class TensorVideoProcessor(VideoProcessorMixin):
             patches.append(video.reshape(grid_t * grid_h * grid_w, channels * t * p * p))  # [T·H·W, C·t·p·p]
             grids.append([grid_t, grid_h, grid_w])
         data = {"pixel_values_videos": torch.cat(patches), "video_grid_thw": torch.tensor(grids)}
-        return BatchFeature(data=data, tensor_type=return_tensors)
+        if return_metadata:
+            data["video_metadata"] = metadata
+        return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata"])
+
+
+# Qwen3-VL's video processor settings (huggingface.co/Qwen/Qwen3-VL-2B-Instruct,
+# video_preprocessor_config.json; the 4B and 8B checkpoints ship the same).
+QWEN3_VL_VIDEO = dict(
+    patch_size=16, temporal_patch_size=2, merge_size=2, min_pixels=4096, max_pixels=25165824,
+    image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], fps=2.0,
+)  # fmt: skip
+
+
+class TensorQwen3VLVideoProcessor(TensorVideoProcessor):
+    """Qwen3-VL's video preprocessing in plain torch: `Qwen3VLVideoProcessor`'s output.
+
+    As `TensorVideoProcessor`, with Qwen3-VL's defaults (`QWEN3_VL_VIDEO`) and its resize rule:
+    min / max pixels bound the whole clip, T' · H · W with T' the frames rounded to temporal
+    patches (transformers' Qwen3-VL `smart_resize`; its optional per-frame cap is off, as there).
+    """
+
+    pixel_bounds = "video"
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**QWEN3_VL_VIDEO, **kwargs})
+
+    def target_size(self, num_frames: int, height: int, width: int) -> tuple[int, int]:
+        """The (H, W) Qwen3-VL resizes a clip of `num_frames` frames of H × W to."""
+        return video_smart_resize(
+            # a single frame counts as one temporal patch (transformers' processor refuses it)
+            max(num_frames, self.temporal_patch_size), height, width, self.temporal_patch_size,
+            self.patch_size * self.merge_size, self.min_pixels, self.max_pixels,
+        )  # fmt: skip
 
 
 IMAGE_PROCESSOR_CONFIG = "preprocessor_config.json"
+VIDEO_PROCESSOR_CONFIG = "video_preprocessor_config.json"
 _VIDEO_SETTINGS_FROM_IMAGE = (
     "patch_size", "temporal_patch_size", "merge_size", "min_pixels", "max_pixels", "image_mean", "image_std",
 )  # fmt: skip
 
 
-class TensorQwen2VLProcessor(Qwen2VLProcessor):
-    """`Qwen2VLProcessor` whose video processor is a `TensorVideoProcessor` (no torchvision needed).
+def _checkpoint_file(path: str | os.PathLike, name: str) -> dict | str | None:
+    """A checkpoint's file `name` (a folder's, or a hub repo's through the download cache): parsed
+    JSON, or the text of anything else; None when the checkpoint has no such file."""
+    from transformers.utils import cached_file
 
-    Chat template, token expansion (`<|video_pad|>` × tokens per video), padding and
-    `mm_token_type_ids` are Qwen2VLProcessor's own.
-    """
+    local = Path(path) / name
+    if not local.is_file():
+        found = cached_file(str(path), name, _raise_exceptions_for_missing_entries=False)
+        if found is None:
+            return None
+        local = Path(found)
+    return json.loads(local.read_text()) if name.endswith(".json") else local.read_text()
+
+
+class _TensorProcessor:
+    """What the torch-only processors share: their video processor is checked by its own type, and
+    `from_pretrained` reads a checkpoint's processor files without transformers' video classes."""
+
+    video_processor_class = TensorVideoProcessor
 
     def check_argument_for_proper_class(self, argument_name, argument):
         # transformers resolves the expected video-processor base class only when torchvision is
@@ -224,41 +315,67 @@ class TensorQwen2VLProcessor(Qwen2VLProcessor):
         return super().check_argument_for_proper_class(argument_name, argument)
 
     @classmethod
-    def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs
-    ) -> TensorQwen2VLProcessor:
-        """Load from a folder written by `save_pretrained` (this class's, or a Qwen2-VL processor's)."""
-        path = Path(pretrained_model_name_or_path)
-        saved = (
-            json.loads((path / PROCESSOR_CONFIG).read_text()) if (path / PROCESSOR_CONFIG).is_file() else {}
-        )
-        video_settings = saved.get("video_processor") or {}
-        if not video_settings and (path / "video_preprocessor_config.json").is_file():
-            video_settings = json.loads((path / "video_preprocessor_config.json").read_text())
-        if not video_settings and (path / IMAGE_PROCESSOR_CONFIG).is_file():
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Load from a folder written by `save_pretrained` (this class's, or the model's own processor's)."""
+        path = pretrained_model_name_or_path
+        video_settings = (_checkpoint_file(path, PROCESSOR_CONFIG) or {}).get("video_processor") or {}
+        video_settings = video_settings or _checkpoint_file(path, VIDEO_PROCESSOR_CONFIG) or {}
+        if not video_settings and (image := _checkpoint_file(path, IMAGE_PROCESSOR_CONFIG)):
             # As transformers' video processor does: a checkpoint without video settings (the
             # released Qwen2-VL ones) gives its image processor's geometry and pixel bounds.
-            image = json.loads((path / IMAGE_PROCESSOR_CONFIG).read_text())
             video_settings = {k: image[k] for k in _VIDEO_SETTINGS_FROM_IMAGE if k in image}
-        chat_template = (
-            (path / CHAT_TEMPLATE_FILE).read_text() if (path / CHAT_TEMPLATE_FILE).is_file() else None
-        )
+        chat_template = _checkpoint_file(path, CHAT_TEMPLATE_FILE)
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
         return cls(
             image_processor=AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs),
             tokenizer=tokenizer,
-            video_processor=TensorVideoProcessor(**video_settings),
+            video_processor=cls.video_processor_class(**video_settings),
             chat_template=chat_template or tokenizer.chat_template,
         )
 
 
+class TensorQwen2VLProcessor(_TensorProcessor, Qwen2VLProcessor):
+    """`Qwen2VLProcessor` whose video processor is a `TensorVideoProcessor` (no torchvision needed).
+
+    Chat template, token expansion (`<|video_pad|>` × tokens per video), padding and
+    `mm_token_type_ids` are Qwen2VLProcessor's own.
+    """
+
+
+class TensorQwen3VLProcessor(_TensorProcessor, Qwen3VLProcessor):
+    """`Qwen3VLProcessor` whose video processor is a `TensorQwen3VLVideoProcessor`.
+
+    The prompt layout (a `<t seconds>` timestamp and a vision start / end pair around each
+    temporal patch's tokens), padding and `mm_token_type_ids` are Qwen3VLProcessor's own.
+    """
+
+    video_processor_class = TensorQwen3VLVideoProcessor
+
+
+_TENSOR_PROCESSORS = {cls.__name__: cls for cls in (TensorQwen2VLProcessor, TensorQwen3VLProcessor)}
+# What a checkpoint's files name its processor by -> ours; Qwen3-VL checkpoints say Qwen3VLProcessor.
+_PROCESSOR_FOR = {"Qwen3VLProcessor": TensorQwen3VLProcessor, "qwen3_vl": TensorQwen3VLProcessor}
+
+
+def _saved_processor_class(path: str | os.PathLike) -> type[_TensorProcessor]:
+    """The torch-only processor for a checkpoint (folder or hub id), from what its files say it is."""
+    for name in (PROCESSOR_CONFIG, VIDEO_PROCESSOR_CONFIG, IMAGE_PROCESSOR_CONFIG, "config.json"):
+        saved = _checkpoint_file(path, name) or {}
+        vlm = saved.get("vlm_config") or {}  # a saved reward model names its backbone inside
+        for key in (saved.get("processor_class"), saved.get("model_type"), vlm.get("model_type")):
+            if key in _TENSOR_PROCESSORS:
+                return _TENSOR_PROCESSORS[key]
+            if key in _PROCESSOR_FOR:
+                return _PROCESSOR_FOR[key]
+    return TensorQwen2VLProcessor
+
+
 def load_vlm_processor(path: str | os.PathLike, trust_remote_code: bool = False) -> ProcessorMixin:
     """The processor saved with a VLM (hub id or folder): `AutoProcessor`, or the torch-only
-    Qwen2-VL processor when that is what was saved or torchvision is missing."""
-    config = Path(path) / PROCESSOR_CONFIG
-    saved_class = json.loads(config.read_text()).get("processor_class") if config.is_file() else None
-    if saved_class == TensorQwen2VLProcessor.__name__ or not is_torchvision_available():
-        return TensorQwen2VLProcessor.from_pretrained(path)
+    Qwen2-VL / Qwen3-VL processor when that is what was saved or torchvision is missing."""
+    saved_class = (_checkpoint_file(path, PROCESSOR_CONFIG) or {}).get("processor_class")
+    if saved_class in _TENSOR_PROCESSORS or not is_torchvision_available():
+        return _saved_processor_class(path).from_pretrained(path)
     return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
 
 
@@ -684,19 +801,9 @@ def _tokenizer_corpus() -> list[str]:
     return words + list(DIMENSION_WORDS.values()) + list(CAPTIONS)
 
 
-def build_tiny_qwen2_vl(
-    out_dir: str | os.PathLike, seed: int = 0, hidden_size: int = 64, num_layers: int = 2
-) -> Path:
-    """Write a tiny random Qwen2-VL checkpoint (Qwen2VLForConditionalGeneration + its processor) to
-    `out_dir`, in the layout of a hub checkpoint, so `VLMRewardModel.from_backbone(out_dir)` runs the
-    real loading path on a CPU with no download.
-
-    The tokenizer is a byte-level BPE (Qwen2Tokenizer) trained on the synthetic world's captions and
-    the question words, with Qwen2-VL's special tokens and chat template; the vision tower has
-    8-pixel patches, so a 64×64 frame pair becomes 16 visual tokens.
-    """
-    from reward.files import atomic_dir
-
+def _tiny_tokenizer() -> Qwen2Tokenizer:
+    """A byte-level BPE (Qwen2Tokenizer, as the Qwen VL families use) trained on the synthetic
+    world's captions and the question words, with Qwen2-VL's special tokens."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
@@ -709,20 +816,63 @@ def build_tiny_qwen2_vl(
     learned = json.loads(bpe.to_str())["model"]
     tokenizer = Qwen2Tokenizer(vocab=learned["vocab"], merges=[tuple(pair) for pair in learned["merges"]])
     tokenizer.add_tokens([AddedToken(token, special=True) for token in QWEN2_VL_SPECIAL_TOKENS])
-    sizes = dict(
-        patch_size=TINY_PATCH_SIZE,
-        temporal_patch_size=TINY_TEMPORAL_PATCH_SIZE,
-        merge_size=TINY_MERGE_SIZE,
-        min_pixels=TINY_MIN_PIXELS,
-        max_pixels=TINY_MAX_PIXELS,
+    return tokenizer
+
+
+def _vision_token_ids(tokenizer) -> dict[str, int]:
+    ids = tokenizer.convert_tokens_to_ids
+    return dict(
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
     )
+
+
+def _text_token_ids(tokenizer) -> dict[str, int]:
+    ids = tokenizer.convert_tokens_to_ids
+    return dict(
+        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>")
+    )
+
+
+def _save_tiny(model: PreTrainedModel, processor: ProcessorMixin, out_dir: str | os.PathLike) -> Path:
+    from reward.files import atomic_dir
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+    return out_dir
+
+
+TINY_GEOMETRY = dict(
+    patch_size=TINY_PATCH_SIZE,
+    temporal_patch_size=TINY_TEMPORAL_PATCH_SIZE,
+    merge_size=TINY_MERGE_SIZE,
+    min_pixels=TINY_MIN_PIXELS,
+    max_pixels=TINY_MAX_PIXELS,
+)
+
+
+def build_tiny_qwen2_vl(
+    out_dir: str | os.PathLike, seed: int = 0, hidden_size: int = 64, num_layers: int = 2
+) -> Path:
+    """Write a tiny random Qwen2-VL checkpoint (Qwen2VLForConditionalGeneration + its processor) to
+    `out_dir`, in the layout of a hub checkpoint, so `VLMRewardModel.from_backbone(out_dir)` runs the
+    real loading path on a CPU with no download.
+
+    The tokenizer is a byte-level BPE (Qwen2Tokenizer) trained on the synthetic world's captions and
+    the question words, with Qwen2-VL's special tokens and chat template; the vision tower has
+    8-pixel patches, so a 64×64 frame pair becomes 16 visual tokens.
+    """
+    tokenizer = _tiny_tokenizer()
     processor = TensorQwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessorPil(**sizes),
+        image_processor=Qwen2VLImageProcessorPil(**TINY_GEOMETRY),
         tokenizer=tokenizer,
-        video_processor=TensorVideoProcessor(**sizes),
+        video_processor=TensorVideoProcessor(**TINY_GEOMETRY),
         chat_template=QWEN2_VL_CHAT_TEMPLATE,
     )
-    ids = tokenizer.convert_tokens_to_ids
     head_dim = hidden_size // 4
     config = Qwen2VLConfig(
         text_config=dict(
@@ -739,9 +889,7 @@ def build_tiny_qwen2_vl(
                 "rope_theta": 10000.0,
                 "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8],
             },
-            bos_token_id=ids("<|endoftext|>"),
-            eos_token_id=ids("<|im_end|>"),
-            pad_token_id=ids("<|endoftext|>"),
+            **_text_token_ids(tokenizer),
         ),
         vision_config=dict(
             depth=num_layers,
@@ -753,15 +901,58 @@ def build_tiny_qwen2_vl(
             temporal_patch_size=TINY_TEMPORAL_PATCH_SIZE,
             spatial_merge_size=TINY_MERGE_SIZE,
         ),
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+        **_vision_token_ids(tokenizer),
     )
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-    return out_dir
+    return _save_tiny(Qwen2VLForConditionalGeneration(config), processor, out_dir)
+
+
+def build_tiny_qwen3_vl(
+    out_dir: str | os.PathLike, seed: int = 0, hidden_size: int = 64, num_layers: int = 2
+) -> Path:
+    """Write a tiny random Qwen3-VL checkpoint (Qwen3VLForConditionalGeneration + its processor) to
+    `out_dir`, like `build_tiny_qwen2_vl`: the same tokenizer, Qwen3-VL's chat template and
+    prompt timestamps, interleaved M-RoPE, DeepStack features from every vision block, 8-pixel patches.
+    """
+    tokenizer = _tiny_tokenizer()
+    processor = TensorQwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessorPil(**TINY_GEOMETRY),
+        tokenizer=tokenizer,
+        video_processor=TensorQwen3VLVideoProcessor(**TINY_GEOMETRY),
+        chat_template=QWEN3_VL_CHAT_TEMPLATE,
+    )
+    head_dim = hidden_size // 4
+    config = Qwen3VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=head_dim,
+            max_position_embeddings=1024,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8],
+                "mrope_interleaved": True,
+            },
+            **_text_token_ids(tokenizer),
+        ),
+        vision_config=dict(
+            depth=num_layers,
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_heads=4,
+            out_hidden_size=hidden_size,
+            patch_size=TINY_PATCH_SIZE,
+            temporal_patch_size=TINY_TEMPORAL_PATCH_SIZE,
+            spatial_merge_size=TINY_MERGE_SIZE,
+            num_position_embeddings=64,  # an 8 x 8 grid of learned positions, interpolated to the frame
+            deepstack_visual_indexes=list(range(num_layers)),
+        ),
+        **_vision_token_ids(tokenizer),
+    )
+    torch.manual_seed(seed)
+    return _save_tiny(Qwen3VLForConditionalGeneration(config), processor, out_dir)

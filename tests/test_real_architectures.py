@@ -288,3 +288,120 @@ def test_qwen_vl_trains_one_step_with_the_2b_recipe_and_scores(name, qwen2_vl_pr
     scores = scorer(videos, ["a red circle moving left"] * 2, "text_alignment")
     assert scores.shape == (2,) and torch.isfinite(scores).all()
     assert video_tokens(2, 56, 56, vision_geometry(scorer.processing_class)) == 4  # 1 temporal x 2 x 2
+
+
+# huggingface.co/Qwen/Qwen3-VL-2B-Instruct, video_preprocessor_config.json (4B's and 8B's are the same)
+QWEN3_VL_VIDEO_PREPROCESSOR = {"size": {"longest_edge": 25165824, "shortest_edge": 4096}, "patch_size": 16,
+                               "temporal_patch_size": 2, "merge_size": 2, "image_mean": [0.5, 0.5, 0.5],
+                               "image_std": [0.5, 0.5, 0.5], "fps": 2, "processor_class": "Qwen3VLProcessor",
+                               "video_processor_type": "Qwen3VLVideoProcessor"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def qwen3_vl_processor(tmp_path_factory):
+    """A folder laid out like the Qwen3-VL-2B checkpoint's processor files (its video_preprocessor_config.json;
+    the tokenizer and chat template are the tiny one's: only the video geometry and the prompt layout matter)."""
+    import json
+    import shutil
+
+    from reward.vlm import build_tiny_qwen3_vl, load_vlm_processor
+
+    tiny = build_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny") / "qwen3-vl")
+    folder = tmp_path_factory.mktemp("qwen3-vl-2b-processor")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(tiny / name, folder / name)
+    (folder / "video_preprocessor_config.json").write_text(json.dumps(QWEN3_VL_VIDEO_PREPROCESSOR))
+    image = {k: v for k, v in QWEN3_VL_VIDEO_PREPROCESSOR.items() if k not in ("fps", "video_processor_type")}
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps({**image, "image_processor_type": "Qwen2VLImageProcessor"})
+    )
+    return load_vlm_processor(folder)
+
+
+@pytest.mark.parametrize("frames, size", [(4, 32), (2, 32), (8, 224), (16, 448)])
+def test_qwen3_vl_visual_tokens_and_timestamps_match_the_budget(qwen3_vl_processor, frames, size):
+    """Qwen3-VL bounds pixels per clip: 4 frames of 32 px hold its 4,096-pixel floor and stay 32 px (2 tokens),
+    where a per-frame floor (Qwen2-VL's rule) would resize them to 64 px (8 tokens); 2 frames of 32 px are
+    under it and go to 64 px. Each temporal patch gets its timestamp, frames read at the checkpoint's 2 fps."""
+    from reward.budget import processed_size, video_tokens, vision_geometry
+    from reward.vlm import TensorQwen3VLProcessor
+
+    processor = qwen3_vl_processor
+    assert isinstance(processor, TensorQwen3VLProcessor)
+    geometry = vision_geometry(processor)
+    assert (geometry.patch_size, geometry.merge_size, geometry.min_pixels, geometry.pixel_bounds) == (
+        16,
+        2,
+        4096,
+        "video",
+    )
+    video = torch.randint(0, 256, (frames, 3, size, size), dtype=torch.uint8)
+    text = processor.apply_chat_template(
+        [[{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "rate it"}]}]],
+        tokenize=False, add_generation_prompt=True,
+    )  # fmt: skip
+    inputs = processor(text=text, videos=[video], return_tensors="pt")
+    emitted = int((inputs["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum())
+    assert emitted == video_tokens(frames, size, size, geometry)
+    prompt = processor.tokenizer.decode(inputs["input_ids"][0])
+    # temporal patch k covers frames 2k, 2k+1 at 2 fps: its time is their mean, (4k + 1) / 4 s
+    assert [f"<{(4 * k + 1) / 4:.1f} seconds>" in prompt for k in range(frames // 2)] == [True] * (
+        frames // 2
+    )
+    if size == 32:
+        side = {4: 32, 2: 64}[frames]
+        assert processed_size(32, 32, geometry, frames) == (side, side)
+        assert emitted == {4: 2 * 1 * 1, 2: 1 * 2 * 2}[frames]  # temporal patches x merged tokens per side^2
+
+
+# config.json of Qwen/Qwen3-VL-2B-Instruct at two decoder and two vision blocks (DeepStack then reads both
+# vision blocks: the checkpoint's indexes 5, 11, 17 are beyond the cut)
+QWEN3_VL_2B = dict(
+    text=dict(hidden_size=2048, intermediate_size=6144, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+              rms_norm_eps=1e-6, hidden_act="silu", max_position_embeddings=262144, tie_word_embeddings=True,
+              rope_parameters={"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20],
+                               "mrope_interleaved": True}),
+    vision=dict(hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2048, patch_size=16,
+                temporal_patch_size=2, spatial_merge_size=2, num_position_embeddings=2304,
+                hidden_act="gelu_pytorch_tanh", in_channels=3),
+)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_qwen3_vl_2b_trains_one_step_with_its_recipe_and_scores(qwen3_vl_processor, tmp_path):
+    """configs/reward/qwen3vl-2b-lora.yaml on Qwen3-VL-2B's real widths: LoRA on the language model, one
+    optimizer step, saved, reloaded by load_scorer with its processor; the video costs the budget's tokens."""
+    from transformers import AutoModelForImageTextToText, Qwen3VLConfig
+
+    from reward import train as reward_train
+    from reward.budget import video_tokens, vision_geometry
+    from reward.scoring import load_scorer
+    from reward.vlm import TensorQwen3VLProcessor
+
+    torch.manual_seed(0)
+    tokenizer = qwen3_vl_processor.tokenizer
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen3VLConfig(
+        text_config=dict(vocab_size=151936, num_hidden_layers=LAYERS, bos_token_id=ids("<|endoftext|>"),
+                         eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"), **QWEN3_VL_2B["text"]),
+        vision_config=dict(depth=LAYERS, deepstack_visual_indexes=list(range(LAYERS)), **QWEN3_VL_2B["vision"]),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )  # fmt: skip
+    backbone = tmp_path / "qwen3-vl-2b-2-blocks"
+    AutoModelForImageTextToText.from_config(config).save_pretrained(backbone)
+    qwen3_vl_processor.save_pretrained(backbone)
+    argv = ["--config", "configs/reward/qwen3vl-2b-lora.yaml", "--vlm_name_or_path", str(backbone),
+            "--data_dir", str(tmp_path / "data"), "--synthetic", "true", "--synthetic_pairs_per_dimension", "3",
+            "--synthetic_alignment_factor", "1", "--num_frames", "2", "--frame_size", "64", "64",
+            "--max_steps", "1", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
+            "--bf16", "false", "--vlm_dtype", "float32", "--attn_implementation", "eager", "--report_to", "none",
+            "--eval_strategy", "no", "--save_strategy", "no", "--dataloader_num_workers", "0",
+            "--final_eval_splits", "validation", "--output_dir", str(tmp_path / "model")]  # fmt: skip
+    assert reward_train.main(argv) == 0
+    scorer = load_scorer(tmp_path / "model", device="cpu")
+    assert isinstance(scorer.processing_class, TensorQwen3VLProcessor)
+    scores = scorer(torch.rand(2, 2, 3, 64, 64), ["a red circle moving left"] * 2, "text_alignment")
+    assert scores.shape == (2,) and torch.isfinite(scores).all()
+    assert video_tokens(2, 64, 64, vision_geometry(scorer.processing_class)) == 4  # 1 temporal x 2 x 2

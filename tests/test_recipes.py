@@ -70,12 +70,12 @@ OFF = ["--report_to", "none", "--dataloader_num_workers", "0", "--dataloader_per
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory):
     """Tiny local backbones in hub layout: CLIP vision (+ its processor), a T5 encoder (+ a word
-    tokenizer), a Qwen2-VL checkpoint; and a small synthetic corpus."""
+    tokenizer), Qwen2-VL and Qwen3-VL checkpoints; and a small synthetic corpus."""
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, T5Config, T5EncoderModel
 
     from reward.synthetic import CAPTIONS, build_synthetic_corpus
     from reward.text import build_word_tokenizer
-    from reward.vlm import build_tiny_qwen2_vl
+    from reward.vlm import build_tiny_qwen2_vl, build_tiny_qwen3_vl
 
     root = tmp_path_factory.mktemp("stand_ins")
     tiny = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 37}
@@ -86,6 +86,7 @@ def stand_ins(tmp_path_factory):
     T5EncoderModel(t5).save_pretrained(root / "t5")
     tokenizer.save_pretrained(root / "t5")
     build_tiny_qwen2_vl(root / "qwen2-vl")
+    build_tiny_qwen3_vl(root / "qwen3-vl")
     build_synthetic_corpus(root / "data", pairs_per_dimension=3, seed=0, num_workers=1)
     return root
 
@@ -96,6 +97,8 @@ REWARD_STAND_INS = {
                                 "32", "--num_frames", "2", "--bf16", "false",
                                 "--embedding_cache_dir", "{tmp}/cache"],
     "qwen2vl-2b-lora.yaml": ["--vlm_name_or_path", "{root}/qwen2-vl", "--num_frames", "4", "--frame_size", "32", "32",
+                             "--bf16", "false", "--vlm_dtype", "float32", "--attn_implementation", "eager"],
+    "qwen3vl-2b-lora.yaml": ["--vlm_name_or_path", "{root}/qwen3-vl", "--num_frames", "4", "--frame_size", "32", "32",
                              "--bf16", "false", "--vlm_dtype", "float32", "--attn_implementation", "eager"],
     # 4-bit NF4 runs on CPU with bitsandbytes >= 0.50; bf16 stays, on the CPU (use_cpu)
     "qwen2vl-7b-qlora.yaml": ["--vlm_name_or_path", "{root}/qwen2-vl", "--num_frames", "4", "--frame_size", "32", "32",
