@@ -1,4 +1,4 @@
-"""`AlignConfig`: every option of an alignment run (Diffusion-DPO or RWR), one flat dataclass.
+"""`AlignConfig`: every option of an alignment run (Diffusion-DPO, RWR, GRPO), one flat dataclass.
 
 Flat so that `trl.TrlParser` gives the command line and `--config x.yaml` for free; each field
 has a help string (`python -m align.train --help`). The recipes under `configs/align/` set it.
@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 
 from align.losses import RWR_WEIGHTINGS
 
-__all__ = ["ALGORITHMS", "AlignConfig", "config_parser"]
+__all__ = ["ALGORITHMS", "ONLINE_ALGORITHMS", "AlignConfig", "config_parser"]
 
-ALGORITHMS: tuple[str, ...] = ("dpo", "rwr")
+ALGORITHMS: tuple[str, ...] = ("dpo", "rwr", "grpo")
+ONLINE_ALGORITHMS: tuple[str, ...] = ("grpo",)  # sample from the policy while training: need `reward`
 
 
 @dataclass
 class AlignConfig:
-    """Every option of a Diffusion-DPO / RWR run (flat, so the CLI and `--config x.yaml` come free)."""
+    """Every option of a Diffusion-DPO / RWR / GRPO run (flat, so the CLI and `--config x.yaml` come free)."""
 
     # model
     generator: str = field(
@@ -58,6 +59,50 @@ class AlignConfig:
         default=None,
         metadata={"help": "RWR: which manifest score to weight by (default: the manifest's ranking reward)."},
     )
+    # online algorithms (GRPO): the reward and prompts they sample and score
+    reward: str | None = field(
+        default=None,
+        metadata={
+            "help": "GRPO: the reward spec (align.rewards.resolve_reward): rule:color_match, MODEL_DIR[:DIMENSION], "
+            "or a weighted mix MODEL_DIR:text_alignment=1+MODEL_DIR:visual_quality=0.5."
+        },
+    )
+    grpo_prompts: str = field(
+        default="synthetic:train",
+        metadata={"help": "GRPO: training prompts, a text file (one per line) or synthetic:SPLIT."},
+    )
+    grpo_prompts_per_step: int = field(default=4, metadata={"help": "GRPO: prompts sampled per iteration."})
+    grpo_group_size: int = field(
+        default=4, metadata={"help": "GRPO: samples per prompt (G); advantages are standardised within them."}
+    )
+    grpo_sampling_steps: int = field(default=10, metadata={"help": "GRPO: DDIM steps per trajectory."})
+    grpo_eta: float = field(
+        default=1.0, metadata={"help": "GRPO: DDIM eta (> 0: stochastic transitions; 1 is DDPM-like noise)."}
+    )
+    grpo_guidance_scale: float = field(
+        default=1.0,
+        metadata={"help": "GRPO: classifier-free guidance while sampling and training (1: none)."},
+    )
+    grpo_clip_range: float = field(
+        default=1e-4,
+        metadata={
+            "help": "GRPO: PPO clip range on the ratio of per-element mean log-probabilities (DDPO: 1e-4)."
+        },
+    )
+    grpo_timestep_fraction: float = field(
+        default=1.0, metadata={"help": "GRPO: share of each trajectory's steps that train."}
+    )
+    grpo_inner_epochs: int = field(
+        default=1,
+        metadata={
+            "help": "GRPO: passes over each iteration's samples (later passes are off-policy: clipped)."
+        },
+    )
+    grpo_kl_coef: float = field(
+        default=0.0,
+        metadata={"help": "GRPO: weight of the per-step KL to the reference (adapters disabled)."},
+    )
+    grpo_advantage_clip: float = field(default=5.0, metadata={"help": "GRPO: clamp advantages to +-this."})
     # LoRA
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: float = field(default=8.0, metadata={"help": "LoRA alpha (scale = alpha / rank)."})
@@ -72,9 +117,14 @@ class AlignConfig:
     adam_weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
     lr_warmup_steps: int = field(default=0, metadata={"help": "Linear warm-up steps, then constant."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
-    steps: int = field(default=100, metadata={"help": "Optimizer steps to train for."})
+    steps: int = field(
+        default=100, metadata={"help": "Optimizer steps to train for (GRPO: sample-score-update iterations)."}
+    )
     train_batch_size: int = field(
-        default=2, metadata={"help": "Pairs (DPO) or samples (RWR) per process per micro-step."}
+        default=2,
+        metadata={
+            "help": "Pairs (DPO) or samples (RWR) per process per micro-step; GRPO: samples per optimizer step per process."
+        },
     )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-steps per optimizer step."})
     mixed_precision: str | None = field(
@@ -165,6 +215,18 @@ class AlignConfig:
             )
         if self.eval_steps and not (self.eval_reward and self.eval_prompts):
             raise ValueError("eval_steps needs eval_reward and eval_prompts")
+        if self.algorithm in ONLINE_ALGORITHMS and not self.reward:
+            raise ValueError(
+                f"algorithm {self.algorithm!r} samples and scores while it trains: give --reward"
+            )
+        if self.algorithm in ONLINE_ALGORITHMS and (self.fsdp or self.eval_steps):
+            raise ValueError(
+                f"algorithm {self.algorithm!r}: fsdp and eval_steps are for the offline algorithms"
+            )
+        if self.grpo_eta <= 0:
+            raise ValueError(f"grpo_eta must be > 0 (a stochastic policy), got {self.grpo_eta}")
+        if not 0 < self.grpo_timestep_fraction <= 1:
+            raise ValueError(f"grpo_timestep_fraction must be in (0, 1], got {self.grpo_timestep_fraction}")
 
 
 def config_parser():

@@ -1,6 +1,7 @@
-"""Alignment losses: Diffusion-DPO and reward-weighted regression, as pure tensor functions.
+"""Alignment losses: Diffusion-DPO, reward-weighted regression, GRPO's clipped policy gradient and
+group advantages, as pure tensor functions.
 
-Both take per-example denoising errors `err [B]` (from `align.cogvideox.denoising_error`: the
+DPO and RWR take per-example denoising errors `err [B]` (from `align.cogvideox.denoising_error`: the
 x0-error of CogVideoX's v-prediction weighted by 1 / (1 - alpha_bar_t), averaged over every
 non-batch dimension) and return `(loss [B], metrics)`. The caller reduces the loss (mean) and
 logs the metrics; nothing here knows about models, schedulers or configs.
@@ -16,7 +17,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RWR_WEIGHTINGS", "diffusion_dpo_loss", "reward_weighted_loss"]
+__all__ = [
+    "RWR_WEIGHTINGS",
+    "diffusion_dpo_loss",
+    "reward_weighted_loss",
+    "group_advantages",
+    "grpo_clipped_loss",
+    "gaussian_kl",
+]
 
 RWR_WEIGHTINGS: tuple[str, ...] = ("softmax", "exp")
 # Keeps the standardised reward finite when every reward in the batch is equal (std = 0).
@@ -137,3 +145,83 @@ def reward_weighted_loss(
         "err": err.detach().mean(),
     }
     return loss, metrics
+
+
+def group_advantages(rewards: torch.Tensor, groups: torch.Tensor, clip: float | None = None) -> torch.Tensor:
+    """GRPO's advantages: each reward standardised within its group (the G samples of one prompt).
+
+        A_i = (r_i - mean_{j in g(i)} r_j) / (std_{j in g(i)} r_j + eps)
+
+    `rewards` float [B], `groups` long [B] (a group id per sample; ids need not be contiguous). A
+    group whose rewards are all equal gets advantages 0. Population std (unbiased=False), as DDPO.
+    `clip`: advantages are clamped to [-clip, clip] (DDPO's adv_clip_max), None leaves them.
+    """
+    if rewards.dim() != 1 or rewards.shape != groups.shape:
+        raise ValueError(f"rewards and groups must both be [B], got {rewards.shape}, {groups.shape}")
+    rewards = rewards.detach().float()
+    advantages = torch.zeros_like(rewards)
+    for group in groups.unique():
+        member = groups == group
+        values = rewards[member]
+        advantages[member] = (values - values.mean()) / (values.std(unbiased=False) + _STD_EPS)
+    return advantages if clip is None else advantages.clamp(-clip, clip)
+
+
+def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2 I) || N(ref_mean, std^2 I)) per element, averaged over non-batch dims: [B].
+
+        KL = mean_j (mean_j - ref_mean_j)^2 / (2 std^2)
+
+    Two DDIM transitions from the same x_t share their std, so this is the exact per-step KL
+    between the policy and the reference (averaged per element, like the log-probabilities).
+    `std` is one per row, [B].
+    """
+    sigma = std.view(-1, *([1] * (mean.dim() - 1)))  # [B] -> [B, 1, ...]
+    return ((mean.float() - ref_mean.float()) ** 2 / (2 * sigma**2)).flatten(1).mean(dim=1)
+
+
+def grpo_clipped_loss(
+    log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_range: float,
+    kl: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate on one denoising step per sample (DDPO, Black et al., 2023; GRPO).
+
+        ratio_i = exp(log p_theta(x_{t-1} | x_t) - log p_old(x_{t-1} | x_t))
+        loss_i  = max(-A_i * ratio_i, -A_i * clip(ratio_i, 1 - eps, 1 + eps)) + kl_coef * KL_i
+
+    `log_prob` [B] is the current policy's (with gradient), `old_log_prob` [B] the sampling
+    policy's, `advantages` [B] detached, `kl` [B] the step's KL to the reference (or None). At the
+    first update of a batch the policy is the sampling policy: ratio = 1 and the clipped loss
+    equals the unclipped one (-A_i), and its gradient is -A_i * grad log p.
+
+    Returns (loss [B], metrics) with metrics (scalars, detached): ratio (mean), clip_fraction
+    (share with |ratio - 1| > eps), approx_kl (mean of (log p - log p_old)^2 / 2, DDPO's
+    estimator), kl (mean KL to the reference, 0 without one), advantage (mean |A|).
+    """
+    shapes = {t.shape for t in (log_prob, old_log_prob, advantages)}
+    if len(shapes) != 1 or log_prob.dim() != 1:
+        raise ValueError(
+            f"grpo_clipped_loss expects log_prob, old_log_prob, advantages of one shape [B], got {sorted(shapes)}"
+        )
+    if clip_range <= 0:
+        raise ValueError(f"clip_range must be > 0, got {clip_range}")
+    advantages = advantages.detach().float()
+    log_ratio = log_prob - old_log_prob.detach()
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
+    loss = torch.maximum(unclipped, clipped)
+    kl_value = torch.zeros_like(loss) if kl is None else kl
+    loss = loss + kl_coef * kl_value
+    metrics = {
+        "ratio": ratio.mean(),
+        "clip_fraction": ((ratio - 1).abs() > clip_range).float().mean(),
+        "approx_kl": 0.5 * (log_ratio**2).mean(),
+        "kl": kl_value.mean(),
+        "advantage": advantages.abs().mean(),
+    }
+    return loss, {k: v.detach() for k, v in metrics.items()}

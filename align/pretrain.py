@@ -43,6 +43,7 @@ PIPELINE_DIR = "pipeline"
 LOSS_LOG = "loss.jsonl"
 LOSS_PLOT = "loss.png"
 _STAGE_SEED = {"vae": 1, "transformer": 2}  # keeps the two stages' random streams apart
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -94,6 +95,22 @@ class PretrainConfig:
     batch_size: int = field(default=32, metadata={"help": "Clips per transformer step."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Transformer + T5 AdamW learning rate."})
     empty_prompt_rate: float = field(default=0.1, metadata={"help": "Share of empty prompts (for guidance)."})
+    lr_schedule: str = field(
+        default="constant",
+        metadata={"help": "Transformer learning rate over steps: constant | cosine (to 0)."},
+    )
+    ema_decay: float = field(
+        default=0.0,
+        metadata={
+            "help": "Decay of an exponential moving average of the transformer and T5 weights, which the pipeline gets (0: off)."
+        },
+    )
+    snr_shift_scale: float = field(
+        default=3.0,
+        metadata={
+            "help": "The scheduler's SNR shift: CogVideoX-2b's 3.0 (noisier, for large frames) or 5b's 1.0."
+        },
+    )
     latent_object_weight: float = field(
         default=1.0,
         metadata={
@@ -119,6 +136,10 @@ class PretrainConfig:
             raise ValueError(f"height and width must be multiples of {spatial} (VAE factor x patch size)")
         if (self.heads * self.head_dim) % 16:
             raise ValueError("heads x head_dim must be a multiple of 16 (CogVideoX's 3D sin-cos positions)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 def render_training_clips(config: PretrainConfig) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -181,7 +202,7 @@ def _models(config: PretrainConfig):
             decoder_start_token_id=0,
         )  # fmt: skip
     )
-    scheduler = CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER)
+    scheduler = CogVideoXDDIMScheduler(**{**COGVIDEOX_SCHEDULER, "snr_shift_scale": config.snr_shift_scale})
     return tokenizer, vae, transformer, text_encoder, scheduler
 
 
@@ -189,16 +210,41 @@ def _generator(config: PretrainConfig, stage: str, step: int) -> torch.Generator
     return torch.Generator().manual_seed((config.seed * 1000 + _STAGE_SEED[stage]) * 1_000_003 + step)
 
 
-def _run_stage(config, stage, modules, params, lr, steps, loss_of_step, out: Path) -> None:
-    """Train `modules` for `steps` steps (resuming from the stage's checkpoint); `loss_of_step(step)` -> loss."""
-    from safetensors.torch import load_model, save_model  # they handle tied weights (T5's shared embedding)
+def _lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning rate's multiplier at `step` of `steps`: 1, or a cosine from 1 down to 0."""
+    return 1.0 if schedule == "constant" else 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
+def _run_stage(
+    config, stage, modules, params, lr, steps, loss_of_step, out: Path, *, schedule="constant", ema_decay=0.0
+) -> None:
+    """Train `modules` for `steps` steps (resuming from the stage's checkpoint); `loss_of_step(step)` -> loss.
+
+    The learning rate is a function of the step (`schedule`), so a resumed run continues it exactly.
+    With `ema_decay`, an exponential moving average of the weights is kept beside them (and in the
+    checkpoint) and copied into the modules at the end: it is what the pipeline is saved with.
+    """
+    from safetensors.torch import (  # (tied weights: T5's embedding)
+        load_file,
+        load_model,
+        save_file,
+        save_model,
+    )
 
     checkpoint = out / f"{stage}-checkpoint"
     optimizer = torch.optim.AdamW(params, lr=lr)
+    named = {
+        f"{name}.{key}": value
+        for name, module in modules.items()
+        for key, value in module.state_dict().items()
+    }
+    ema = {k: v.detach().clone() for k, v in named.items() if v.is_floating_point()} if ema_decay else {}
     start = 0
     if (checkpoint / "state.pt").is_file():
         for name, module in modules.items():
             load_model(module, str(checkpoint / f"{name}.safetensors"))
+        if ema:
+            ema = load_file(str(checkpoint / "ema.safetensors"))
         state = torch.load(checkpoint / "state.pt", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
@@ -206,11 +252,16 @@ def _run_stage(config, stage, modules, params, lr, steps, loss_of_step, out: Pat
         module.train()
     progress = tqdm(range(start, steps), desc=f"pretrain {stage}", initial=start, total=steps)
     for step in progress:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * _lr_factor(schedule, step, steps)
         loss = loss_of_step(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
+        with torch.no_grad():
+            for key, average in ema.items():  # state_dict tensors share storage with the parameters
+                average.lerp_(named[key].float(), 1 - ema_decay)
         done, value = step + 1, loss.item()
         if done % config.log_steps == 0 or done == steps:
             append_jsonl(out / LOSS_LOG, [{"stage": stage, "step": done, "loss": value}])
@@ -219,7 +270,13 @@ def _run_stage(config, stage, modules, params, lr, steps, loss_of_step, out: Pat
             with atomic_dir(checkpoint) as tmp:
                 for name, module in modules.items():
                     save_model(module, str(tmp / f"{name}.safetensors"))
+                if ema:
+                    save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
                 torch.save({"optimizer": optimizer.state_dict(), "step": done}, tmp / "state.pt")
+    if ema:
+        with torch.no_grad():
+            for key, average in ema.items():
+                named[key].copy_(average)
     for module in modules.values():
         module.eval()
 
@@ -320,8 +377,9 @@ def pretrain(config: PretrainConfig) -> Path:
     params = [*transformer.parameters(), *text_encoder.parameters()]
     modules = {"transformer": transformer, "text_encoder": text_encoder}
     _run_stage(
-        config, "transformer", modules, params, config.learning_rate, config.steps, transformer_loss, out
-    )
+        config, "transformer", modules, params, config.learning_rate, config.steps, transformer_loss, out,
+        schedule=config.lr_schedule, ema_decay=config.ema_decay,
+    )  # fmt: skip
     _plot_losses(out)
 
     pipe = CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,

@@ -252,13 +252,38 @@ def weighted(
     return Reward(name=name, fn=combined, dimension="overall")
 
 
+MIX_SEPARATOR, WEIGHT_SEPARATOR = "+", "="
+
+
 def resolve_reward(spec: str) -> Reward:
     """A reward from its command-line spec.
 
     `rule:color_match`, `rule:motion` (synthetic world), or a reward model folder, optionally
     `FOLDER:dimension` to ask it about one canonical dimension. A rule reward keeps its name
-    (color_match, motion); a learned one is named by its spec.
+    (color_match, motion); a learned one is named by its spec. A weighted mix joins specs with
+    `+`, each with `=WEIGHT` (default 1), e.g. `runs/rm:text_alignment=1+runs/rm:visual_quality=0.5`:
+    sum_i w_i r_i, each model folder loaded once.
     """
+    if MIX_SEPARATOR in spec or WEIGHT_SEPARATOR in spec:
+        return _resolve_mix(spec)
+    return _resolve_one(spec, {})
+
+
+def _resolve_mix(spec: str) -> Reward:
+    scorers: dict[str, Callable] = {}
+    parts: dict[str, tuple[Reward, float]] = {}
+    for term in spec.split(MIX_SEPARATOR):
+        one, _, weight = term.partition(WEIGHT_SEPARATOR)
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"reward mix {spec!r}: weight {weight!r} of {one!r} is not a number") from None
+        parts[one] = (_resolve_one(one, scorers), value)
+    return weighted(parts, name=spec)
+
+
+def _resolve_one(spec: str, scorers: dict[str, Callable]) -> Reward:
+    """One reward spec; learned models already loaded (`scorers`, by folder) are reused."""
     if spec.startswith("rule:"):
         rule = spec.removeprefix("rule:")
         if rule not in RULE_REWARDS:
@@ -271,8 +296,16 @@ def resolve_reward(spec: str) -> Reward:
         raise FileNotFoundError(
             f"reward {spec!r}: {folder} is not a reward model folder; options: {', '.join(_spec_options())}"
         )
-    return learned_reward(folder, dimension=dimension, name=spec)
+    if folder not in scorers:
+        from reward.scoring import load_scorer
+
+        scorers[folder] = load_scorer(folder)  # raises, naming the folder, when it is not a reward model
+    return learned_reward(scorers[folder], dimension=dimension, name=spec)
 
 
 def _spec_options() -> list[str]:
-    return [f"rule:{name}" for name in RULE_REWARDS] + ["MODEL_DIR", "MODEL_DIR:DIMENSION"]
+    return [f"rule:{name}" for name in RULE_REWARDS] + [
+        "MODEL_DIR",
+        "MODEL_DIR:DIMENSION",
+        "SPEC=WEIGHT+SPEC=WEIGHT (a weighted mix)",
+    ]

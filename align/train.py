@@ -57,6 +57,7 @@ __all__ = [
     "training_step",
     "log_step",
     "train",
+    "run",
     "main",
 ]
 
@@ -384,10 +385,19 @@ def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int,
     accelerator.wait_for_everyone()
 
 
+def run(config: AlignConfig, pipe=None) -> dict:
+    """Train with `config.algorithm`: the offline loop above (DPO, RWR) or an online trainer (GRPO)."""
+    if config.algorithm == "grpo":
+        from align.grpo import train_grpo
+
+        return train_grpo(config, pipe)
+    return train(config, pipe)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Diffusion-DPO / RWR fine-tuning of a CogVideoX generator with LoRA."""
+    """Diffusion-DPO / RWR / GRPO fine-tuning of a CogVideoX generator with LoRA."""
     (config,) = config_parser().parse_args_and_config(argv)
-    train(config)
+    run(config)
     return 0
 
 

@@ -26,6 +26,10 @@ The rest of `align` sees videos as float `[B, F, C, H, W]` in [0, 1] and latents
 - **CogVideoX 1.5 frame padding.** With `patch_size_t = 2` the latent frame count must be even; the
   pipeline prepends noise frames and drops them before decoding. `generate` returns the unpadded
   latents; `denoising_error` pads by repeating the first latent frame and ignores the pad in its mean.
+- **Stochastic sampling with log-probabilities.** CogVideoX's schedulers step with η = 0; GRPO
+  needs Gaussian transitions. `sample_trajectories` steps DDIM with η > 0 from the scheduler's own
+  `alphas_cumprod` and records each step's log-probability (`ddim_step_with_log_prob`), at η = 0
+  it is the scheduler's step exactly.
 - **LoRA.** Adapters go in with peft through `transformer.add_adapter` with B zero-initialised (the
   policy equals the reference at step 0), are saved as `pytorch_lora_weights.safetensors` by
   `CogVideoXPipeline.save_lora_weights` so `pipe.load_lora_weights(dir)` reads them, and the
@@ -55,6 +59,15 @@ from align.cogvideox.sampling import (
     encode_videos_to_latents,
     generate,
     latent_frame_count,
+)
+from align.cogvideox.stochastic import (
+    Trajectories,
+    ddim_step_with_log_prob,
+    ddim_transition,
+    gaussian_log_prob,
+    guided_velocity,
+    sample_trajectories,
+    stochastic_steps,
 )
 from align.cogvideox.training import (
     DEFAULT_LORA_TARGETS,
@@ -87,6 +100,13 @@ __all__ = [
     "latent_frame_count",
     "rotary_embeddings",
     "denoising_error",
+    "Trajectories",
+    "ddim_transition",
+    "gaussian_log_prob",
+    "ddim_step_with_log_prob",
+    "guided_velocity",
+    "sample_trajectories",
+    "stochastic_steps",
     "add_lora",
     "save_lora",
     "load_lora",
