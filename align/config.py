@@ -12,8 +12,9 @@ from align.losses import RWR_WEIGHTINGS
 
 __all__ = ["ALGORITHMS", "ONLINE_ALGORITHMS", "AlignConfig", "config_parser"]
 
-ALGORITHMS: tuple[str, ...] = ("dpo", "rwr", "grpo")
-ONLINE_ALGORITHMS: tuple[str, ...] = ("grpo",)  # sample from the policy while training: need `reward`
+ALGORITHMS: tuple[str, ...] = ("dpo", "rwr", "grpo", "reward_gradient")
+# sample from the policy while training: they need `reward` and `online_prompts`
+ONLINE_ALGORITHMS: tuple[str, ...] = ("grpo", "reward_gradient")
 
 
 @dataclass
@@ -59,27 +60,33 @@ class AlignConfig:
         default=None,
         metadata={"help": "RWR: which manifest score to weight by (default: the manifest's ranking reward)."},
     )
-    # online algorithms (GRPO): the reward and prompts they sample and score
+    # online algorithms (GRPO, reward_gradient): the reward and prompts they sample and score
     reward: str | None = field(
         default=None,
         metadata={
-            "help": "GRPO: the reward spec (align.rewards.resolve_reward): rule:color_match, MODEL_DIR[:DIMENSION], "
-            "or a weighted mix MODEL_DIR:text_alignment=1+MODEL_DIR:visual_quality=0.5."
+            "help": "GRPO / reward_gradient: the reward spec (align.rewards.resolve_reward): rule:color_match, "
+            "MODEL_DIR[:DIMENSION], or a weighted mix MODEL_DIR:text_alignment=1+MODEL_DIR:visual_quality=0.5."
         },
     )
-    grpo_prompts: str = field(
+    online_prompts: str = field(
         default="synthetic:train",
-        metadata={"help": "GRPO: training prompts, a text file (one per line) or synthetic:SPLIT."},
+        metadata={
+            "help": "Online algorithms: training prompts, a text file (one per line) or synthetic:SPLIT."
+        },
     )
-    grpo_prompts_per_step: int = field(default=4, metadata={"help": "GRPO: prompts sampled per iteration."})
+    online_prompts_per_step: int = field(
+        default=4, metadata={"help": "Online algorithms: prompts sampled per step (GRPO: per iteration)."}
+    )
     grpo_group_size: int = field(
         default=4, metadata={"help": "GRPO: samples per prompt (G); advantages are standardised within them."}
     )
-    grpo_sampling_steps: int = field(default=10, metadata={"help": "GRPO: DDIM steps per trajectory."})
+    online_sampling_steps: int = field(
+        default=10, metadata={"help": "Online algorithms: DDIM steps per sampled trajectory."}
+    )
     grpo_eta: float = field(
         default=1.0, metadata={"help": "GRPO: DDIM eta (> 0: stochastic transitions; 1 is DDPM-like noise)."}
     )
-    grpo_guidance_scale: float = field(
+    online_guidance_scale: float = field(
         default=1.0,
         metadata={"help": "GRPO: classifier-free guidance while sampling and training (1: none)."},
     )
@@ -103,6 +110,27 @@ class AlignConfig:
         metadata={"help": "GRPO: weight of the per-step KL to the reference (adapters disabled)."},
     )
     grpo_advantage_clip: float = field(default=5.0, metadata={"help": "GRPO: clamp advantages to +-this."})
+    gradient_steps: int = field(
+        default=1,
+        metadata={
+            "help": "reward_gradient: the last K denoising steps the reward's gradient flows through (DRaFT-K)."
+        },
+    )
+    decode_latent_frames: int | None = field(
+        default=None,
+        metadata={
+            "help": "reward_gradient: decode only the first this many latent frames (memory; default all)."
+        },
+    )
+    checkpoint_decoder: bool = field(
+        default=False, metadata={"help": "reward_gradient: gradient checkpointing in the VAE decoder."}
+    )
+    anchor_coef: float = field(
+        default=0.0,
+        metadata={
+            "help": "reward_gradient: weight of ||v_theta - v_ref||^2 at the gradient steps (anchor to the base)."
+        },
+    )
     # LoRA
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: float = field(default=8.0, metadata={"help": "LoRA alpha (scale = alpha / rank)."})
@@ -225,6 +253,10 @@ class AlignConfig:
             )
         if self.grpo_eta <= 0:
             raise ValueError(f"grpo_eta must be > 0 (a stochastic policy), got {self.grpo_eta}")
+        if self.gradient_steps < 1 or self.gradient_steps > self.online_sampling_steps:
+            raise ValueError(
+                f"gradient_steps must be in [1, online_sampling_steps={self.online_sampling_steps}], got {self.gradient_steps}"
+            )
         if not 0 < self.grpo_timestep_fraction <= 1:
             raise ValueError(f"grpo_timestep_fraction must be in (0, 1], got {self.grpo_timestep_fraction}")
 

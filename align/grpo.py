@@ -5,7 +5,7 @@
     clevereward align-train --algorithm grpo --reward runs/rm:text_alignment --generator tiny
 
 Each iteration (`steps` of them):
-1. sample G trajectories per prompt for `grpo_prompts_per_step` prompts with stochastic DDIM
+1. sample G trajectories per prompt for `online_prompts_per_step` prompts with stochastic DDIM
    (`align.cogvideox.sample_trajectories`, η = `grpo_eta`), recording every step's log-probability;
 2. decode and score each final video once with the reward (`reward`: any spec of
    `align.rewards.resolve_reward`, a weighted mix of a learned model's dimensions included);
@@ -31,44 +31,16 @@ Design decisions:
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from pathlib import Path
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from align import cogvideox
-from align.checkpoint import (
-    CHECKPOINT_PREFIX,
-    register_lora_only_hooks,
-    resolve_checkpoint,
-    save_checkpoint,
-    truncate_log,
-)
 from align.config import AlignConfig
 from align.losses import gaussian_kl, group_advantages, grpo_clipped_loss
-from reward.files import write_json
+from align.online_training import OnlineRun, online_rows
 
-__all__ = ["iteration_rows", "train_grpo"]
-
-
-def iteration_rows(
-    config: AlignConfig, prompts: list[str], iteration: int
-) -> tuple[list[str], list[int], list[int]]:
-    """The global sample list of one iteration: (prompts, seeds, group ids), G rows per prompt.
-
-    Prompts cycle through `prompts` in order, `grpo_prompts_per_step` per iteration; each row's
-    seed is drawn from numpy's SeedSequence((seed, iteration, row)).
-    """
-    per_step, group = config.grpo_prompts_per_step, config.grpo_group_size
-    chosen = [(iteration * per_step + j) % len(prompts) for j in range(per_step)]
-    rows = [(p, j) for j, p in enumerate(chosen) for _ in range(group)]
-    seeds = [
-        int(np.random.SeedSequence([config.seed, iteration, i]).generate_state(1)[0])
-        for i in range(len(rows))
-    ]
-    return [prompts[p] for p, _ in rows], seeds, [j for _, j in rows]
+__all__ = ["train_grpo"]
 
 
 def _timestep_choice(config: AlignConfig, iteration: int, row: int, steps: list[int]) -> list[int]:
@@ -84,7 +56,7 @@ def _step_terms(model, scheduler, traj, rows: list[int], steps: list[int], confi
     t = traj.timesteps.cpu()[at].to(traj.latents.device)  # [b]
     x_t, x_prev = traj.latents[index, at], traj.latents[index, at + 1]  # [b, F, C, h, w] each
     negative = None if traj.negative_embeds is None else traj.negative_embeds[index]
-    v = cogvideox.guided_velocity(model, x_t, t, traj.prompt_embeds[index], negative, config.grpo_guidance_scale,
+    v = cogvideox.guided_velocity(model, x_t, t, traj.prompt_embeds[index], negative, config.online_guidance_scale,
                                   rotary)  # fmt: skip
     mean, std = cogvideox.ddim_transition(scheduler, v, t, x_t, config.grpo_eta)
     return mean, std, x_prev
@@ -92,53 +64,25 @@ def _step_terms(model, scheduler, traj, rows: list[int], steps: list[int], confi
 
 def train_grpo(config: AlignConfig, pipe=None, reward=None, prompts: list[str] | None = None) -> dict:
     """Run (or resume) GRPO on `pipe.transformer`'s LoRA; returns a summary (and writes lora/, log.jsonl)."""
-    from accelerate.utils import set_seed
-
     from align.rerank import prompts_from
     from align.rewards import resolve_reward
-    from align.train import LOG_NAME, LORA_DIR, _accelerator, _optimizer, build_pipeline, log_step
 
-    accelerator = _accelerator(config)
-    set_seed(config.seed)
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     reward = reward or resolve_reward(config.reward)
-    prompts = prompts or prompts_from(config.grpo_prompts)
-    total = config.grpo_prompts_per_step * config.grpo_group_size
-    if total % accelerator.num_processes or (total // accelerator.num_processes) % config.train_batch_size:
-        raise ValueError(
-            f"grpo_prompts_per_step x grpo_group_size = {total} samples must split evenly into "
-            f"{accelerator.num_processes} processes x micro-batches of train_batch_size={config.train_batch_size}"
-        )
-    if pipe is None:
-        pipe = build_pipeline(config, accelerator.device, accelerator.mixed_precision)
+    prompts = prompts or prompts_from(config.online_prompts)
+    total = config.online_prompts_per_step * config.grpo_group_size
+    run = OnlineRun.setup(config, pipe, total, config.train_batch_size)
+    accelerator, pipe, wrapped, mine = run.accelerator, run.pipe, run.wrapped, run.mine
     transformer, scheduler = pipe.transformer, pipe.scheduler
-    if config.gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
-    params = [p for p in transformer.parameters() if p.requires_grad]
-    optimizer = _optimizer(params, config)
-    wrapped, optimizer = accelerator.prepare(transformer, optimizer)
-    register_lora_only_hooks(accelerator)
-    start = 0
-    checkpoint = resolve_checkpoint(config)
-    if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        start = int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX))
-    log_path = output_dir / LOG_NAME
-    if accelerator.is_main_process:
-        truncate_log(log_path, start)
-        write_json(output_dir / "train_config.json", asdict(config))
-    accelerator.init_trackers("clevereward-align", config={k: str(v) for k, v in asdict(config).items()})
-
-    share = total // accelerator.num_processes
-    mine = slice(accelerator.process_index * share, (accelerator.process_index + 1) * share)
-    sample_kwargs = dict(num_inference_steps=config.grpo_sampling_steps, guidance_scale=config.grpo_guidance_scale,
+    share = mine.stop - mine.start
+    sample_kwargs = dict(num_inference_steps=config.online_sampling_steps, guidance_scale=config.online_guidance_scale,
                          eta=config.grpo_eta, height=config.eval_height, width=config.eval_width,
                          num_frames=config.eval_num_frames)  # fmt: skip
-    progress = tqdm(range(start, config.steps), desc="align grpo", disable=not accelerator.is_main_process)
+    progress = tqdm(
+        range(run.start, config.steps), desc="align grpo", disable=not accelerator.is_main_process
+    )
     last: dict = {}
     for iteration in progress:
-        row_prompts, seeds, groups = iteration_rows(config, prompts, iteration)
+        row_prompts, seeds, groups = online_rows(config, prompts, iteration, config.grpo_group_size)
         wrapped.eval()
         traj = cogvideox.sample_trajectories(pipe, row_prompts[mine], seeds[mine], **sample_kwargs)
         videos = cogvideox.decode_latents(pipe, traj.final_latents)  # [b, F, C, H, W]
@@ -176,27 +120,17 @@ def train_grpo(config: AlignConfig, pipe=None, reward=None, prompts: list[str] |
         for _ in range(config.grpo_inner_epochs):
             for rows in batches:
                 metrics = _update(accelerator, wrapped, transformer, scheduler, traj, rows, chosen, old,
-                                  advantages, config, rotary, params, optimizer)  # fmt: skip
+                                  advantages, config, rotary, run.params, run.optimizer)  # fmt: skip
                 values = accelerator.reduce(torch.stack(list(metrics.values())), reduction="mean")
                 for name, value in zip(metrics, values.tolist()):
                     sums[name] = sums.get(name, 0.0) + value / updates
-        done = iteration + 1
-        last = {"step": done, **sums, "reward_mean": float(all_rewards.mean()), "reward_std": float(all_rewards.std()),
-                "step_noise_entropy": _noise_entropy(scheduler, traj, config), "sampling_log_prob_gap": gap}  # fmt: skip
-        if done % config.logging_steps == 0 or done == config.steps:
-            log_step(accelerator, log_path, last)
-            progress.set_postfix(reward=f"{last['reward_mean']:.3f}")
-        if config.checkpointing_steps and done % config.checkpointing_steps == 0:
-            save_checkpoint(accelerator, output_dir, done)
-    accelerator.wait_for_everyone()
-    summary = {"algorithm": "grpo", "steps": config.steps, "resumed_from": start, "last": last,
-               "reward": reward.name, "prompts": len(prompts)}  # fmt: skip
-    if accelerator.is_main_process:
-        cogvideox.save_lora(accelerator.unwrap_model(wrapped), output_dir / LORA_DIR)
-        write_json(output_dir / "summary.json", summary)
-    accelerator.end_training()
-    wrapped.eval()
-    return summary
+        last = {"step": iteration + 1, **sums, "reward_mean": float(all_rewards.mean()),
+                "reward_std": float(all_rewards.std()), "step_noise_entropy": _noise_entropy(scheduler, traj, config),
+                "sampling_log_prob_gap": gap}  # fmt: skip
+        run.end_step(config, last)
+        progress.set_postfix(reward=f"{last['reward_mean']:.3f}")
+    return run.finish({"algorithm": "grpo", "steps": config.steps, "resumed_from": run.start, "last": last,
+                       "reward": reward.name, "prompts": len(prompts)})  # fmt: skip
 
 
 def _step_log_prob(model, scheduler, traj, rows, chosen, k, config, rotary) -> torch.Tensor:

@@ -42,6 +42,7 @@ __all__ = [
     "weighted",
     "normalize_per_prompt",
     "resolve_reward",
+    "differentiable_reward",
 ]
 
 ScoreFn = Callable[[torch.Tensor, list[str], str | None], torch.Tensor]
@@ -309,3 +310,40 @@ def _spec_options() -> list[str]:
         "MODEL_DIR:DIMENSION",
         "SPEC=WEIGHT+SPEC=WEIGHT (a weighted mix)",
     ]
+
+
+def differentiable_reward(spec: str) -> Callable[[torch.Tensor, list[str]], torch.Tensor]:
+    """The reward of `spec` as a function with gradients to the videos (reward backpropagation).
+
+    `videos` float [B, F, C, H, W] in [0, 1] (with grad) -> [B] (with grad, on the videos' device).
+    Learned terms use `Scorer.score_with_grad` (dual-encoder reward models; a VLM is refused) and
+    must name their dimension; rule rewards are smooth tensor functions used as they are. Mixes
+    (`SPEC=W+SPEC=W`) weight their terms as in `resolve_reward`.
+    """
+    scorers: dict[str, Callable] = {}
+    terms: list[tuple[ScoreFn, str | None, float]] = []
+    for term in spec.split(MIX_SEPARATOR):
+        one, _, weight = term.partition(WEIGHT_SEPARATOR)
+        value = float(weight) if weight else 1.0
+        if one.startswith("rule:"):
+            rule = RULE_REWARDS.get(one.removeprefix("rule:"))
+            if rule is None:
+                raise ValueError(f"unknown rule reward {one!r}; options: {', '.join(_spec_options())}")
+            terms.append((rule.fn, None, value))
+            continue
+        folder, _, dimension = one.rpartition(":")
+        if not folder or dimension not in CANONICAL_DIMENSIONS:
+            raise ValueError(
+                f"reward {one!r}: a differentiable learned reward names its dimension, FOLDER:DIMENSION"
+            )
+        if folder not in scorers:
+            _resolve_one(one, scorers)  # loads the folder once, with resolve_reward's errors
+        terms.append((scorers[folder].score_with_grad, dimension, value))
+
+    def score(videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        total = torch.zeros(videos.shape[0], device=videos.device)
+        for fn, dimension, weight in terms:
+            total = total + weight * fn(videos, prompts, dimension).to(videos.device).reshape(-1)
+        return total
+
+    return score

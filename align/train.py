@@ -386,11 +386,15 @@ def _evaluate_during_training(accelerator, pipe, config: AlignConfig, step: int,
 
 
 def run(config: AlignConfig, pipe=None) -> dict:
-    """Train with `config.algorithm`: the offline loop above (DPO, RWR) or an online trainer (GRPO)."""
+    """Train with `config.algorithm`: the offline loop above (DPO, RWR) or an online trainer."""
     if config.algorithm == "grpo":
         from align.grpo import train_grpo
 
         return train_grpo(config, pipe)
+    if config.algorithm == "reward_gradient":
+        from align.reward_gradient import train_reward_gradient
+
+        return train_reward_gradient(config, pipe)
     return train(config, pipe)
 
 

@@ -188,6 +188,29 @@ class Scorer:
 
     __call__ = score
 
+    def score_with_grad(self, videos: torch.Tensor, prompts: list[str], dimension: str) -> torch.Tensor:
+        """float32 [B] like `score(videos, prompts, dimension)`, differentiable in `videos` (reward backpropagation).
+
+        Needs a model whose preprocessing is tensor arithmetic (the dual encoder: frame sampling,
+        bilinear resize, normalisation); a VLM's processor quantises frames to uint8 and patches them
+        outside autograd, so it is refused. The model's weights get no gradient (frozen).
+        """
+        from reward.vlm import VLM_MODEL_TYPE
+
+        if getattr(self.model.config, "model_type", None) == VLM_MODEL_TYPE:
+            raise ValueError(
+                f"{type(self.model).__name__} cannot pass gradients to videos (its processor works on uint8 "
+                "frames): reward backpropagation needs a dual-encoder reward model"
+            )
+        prompts = self._check_prompts(videos, prompts)
+        if videos.ndim != 5 or not videos.is_floating_point():
+            raise ValueError(f"videos must be float [B, F, 3, H, W] in [0, 1], got {list(videos.shape)}")
+        self.model.requires_grad_(False)
+        questions = [[self.question(canonical_dimension(dimension), p)] for p in prompts]
+        return self.model.score_questions(videos.to(self.device), questions, self.processing_class)[
+            :, 0
+        ].float()
+
     @staticmethod
     def _check_prompts(videos: Videos, prompts: list[str]) -> list[str]:
         if isinstance(prompts, str):

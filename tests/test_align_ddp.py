@@ -147,7 +147,7 @@ def test_grpo_two_processes_match_one(tmp_path):
     from align.train import run
 
     def args(out, per_device):
-        options = dict(output_dir=str(out), steps=2, grpo_prompts_per_step=2, grpo_group_size=2, grpo_sampling_steps=4,
+        options = dict(output_dir=str(out), steps=2, online_prompts_per_step=2, grpo_group_size=2, online_sampling_steps=4,
                        train_batch_size=per_device, learning_rate=1e-2, checkpointing_steps=0, grpo_kl_coef=0.1)  # fmt: skip
         return ["--config", "configs/align/tiny-grpo.yaml", *[f"--{k}={v}" for k, v in options.items()]]
 

@@ -133,8 +133,8 @@ def test_config_errors_name_the_field():
 
 
 def _grpo_args(out, steps, **extra):
-    options = dict(output_dir=str(out), steps=steps, grpo_prompts_per_step=2,
-                   grpo_group_size=2, grpo_sampling_steps=4, train_batch_size=4, learning_rate=1e-2,
+    options = dict(output_dir=str(out), steps=steps, online_prompts_per_step=2,
+                   grpo_group_size=2, online_sampling_steps=4, train_batch_size=4, learning_rate=1e-2,
                    checkpointing_steps=1, grpo_kl_coef=0.1, **extra)  # fmt: skip
     return ["--config", "configs/align/tiny-grpo.yaml", *[f"--{k}={v}" for k, v in options.items()]]
 
