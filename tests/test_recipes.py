@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from align.config import AlignConfig, config_parser
+from align.config import ONLINE_ALGORITHMS, AlignConfig, config_parser
 from reward.recipes import resolve_config, resolve_config_argv
 from reward.train import ModelArguments, make_parser
 
@@ -145,6 +145,9 @@ def test_align_recipe_trains_one_step(recipe, tiny_samples, tmp_path):
     (config,) = config_parser().parse_args_and_config(["--config", str(CONFIGS / "align" / recipe)])
     # fp16 autocast has no CPU kernels; bf16 (the 5b recipe, with 8-bit Adam) runs as written
     precision = ["--mixed_precision", "no"] if config.mixed_precision == "fp16" else []
+    if config.algorithm in ONLINE_ALGORITHMS:  # the real reward model and prompt file are the user's
+        precision += ["--reward", "rule:color_match", "--online_prompts", "synthetic:train", "--online_prompts_per_step",
+                      "2", "--grpo_group_size", "2", "--online_sampling_steps", "4", "--gradient_steps", "1"]  # fmt: skip
     argv = ["--config", str(CONFIGS / "align" / recipe), "--generator", "tiny", "--data", str(tiny_samples),
             "--output_dir", str(tmp_path / "run"), "--steps", "1", "--gradient_accumulation_steps", "1",
             "--train_batch_size", "1", "--checkpointing_steps", "1", "--eval_steps", "0", "--report_to", "none",
