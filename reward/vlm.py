@@ -846,6 +846,33 @@ def _save_tiny(model: PreTrainedModel, processor: ProcessorMixin, out_dir: str |
     return out_dir
 
 
+def _tiny_text_config(
+    tokenizer, hidden_size: int, num_layers: int, mrope_interleaved: bool = False, **extra
+) -> dict:
+    """The tiny models' language model: 4 heads (2 KV), M-RoPE sections splitting head_dim / 2
+    rotary frequencies over (time, height, width); `mrope_interleaved` for Qwen3-VL."""
+    head_dim = hidden_size // 4
+    rope = {
+        "rope_type": "default",
+        "rope_theta": 10000.0,
+        "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8],
+    }
+    if mrope_interleaved:
+        rope["mrope_interleaved"] = True
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        rope_parameters=rope,
+        **_text_token_ids(tokenizer),
+        **extra,
+    )
+
+
 TINY_GEOMETRY = dict(
     patch_size=TINY_PATCH_SIZE,
     temporal_patch_size=TINY_TEMPORAL_PATCH_SIZE,
@@ -873,24 +900,8 @@ def build_tiny_qwen2_vl(
         video_processor=TensorVideoProcessor(**TINY_GEOMETRY),
         chat_template=QWEN2_VL_CHAT_TEMPLATE,
     )
-    head_dim = hidden_size // 4
     config = Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden_size,
-            intermediate_size=2 * hidden_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            # mrope sections split head_dim / 2 rotary frequencies over (time, height, width)
-            rope_parameters={
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8],
-            },
-            **_text_token_ids(tokenizer),
-        ),
+        text_config=_tiny_text_config(tokenizer, hidden_size, num_layers),
         vision_config=dict(
             depth=num_layers,
             embed_dim=hidden_size,
@@ -921,25 +932,10 @@ def build_tiny_qwen3_vl(
         video_processor=TensorQwen3VLVideoProcessor(**TINY_GEOMETRY),
         chat_template=QWEN3_VL_CHAT_TEMPLATE,
     )
-    head_dim = hidden_size // 4
     config = Qwen3VLConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden_size,
-            intermediate_size=2 * hidden_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=head_dim,
-            max_position_embeddings=1024,
-            rope_parameters={
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8],
-                "mrope_interleaved": True,
-            },
-            **_text_token_ids(tokenizer),
-        ),
+        text_config=_tiny_text_config(
+            tokenizer, hidden_size, num_layers, head_dim=hidden_size // 4, mrope_interleaved=True
+        ),  # fmt: skip
         vision_config=dict(
             depth=num_layers,
             hidden_size=hidden_size,

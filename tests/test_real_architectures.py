@@ -258,6 +258,20 @@ def qwen_vl_config(name, tokenizer):
     )  # fmt: skip
 
 
+def _train_one_vlm_step(recipe: str, backbone, tmp_path, size: int) -> None:
+    """One LoRA step of `recipe` on the synthetic world with the backbone folder (2 frames of size², fp32, eager)."""
+    from reward import train as reward_train
+
+    argv = ["--config", recipe, "--vlm_name_or_path", str(backbone),
+            "--data_dir", str(tmp_path / "data"), "--synthetic", "true", "--synthetic_pairs_per_dimension", "3",
+            "--synthetic_alignment_factor", "1", "--num_frames", "2", "--frame_size", str(size), str(size),
+            "--max_steps", "1", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
+            "--bf16", "false", "--vlm_dtype", "float32", "--attn_implementation", "eager", "--report_to", "none",
+            "--eval_strategy", "no", "--save_strategy", "no", "--dataloader_num_workers", "0",
+            "--final_eval_splits", "validation", "--output_dir", str(tmp_path / "model")]  # fmt: skip
+    assert reward_train.main(argv) == 0  # bf16 is for GPUs; everything else is the recipe's
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(QWEN_VL))
 def test_qwen_vl_trains_one_step_with_the_2b_recipe_and_scores(name, qwen2_vl_processor, tmp_path):
@@ -265,7 +279,6 @@ def test_qwen_vl_trains_one_step_with_the_2b_recipe_and_scores(name, qwen2_vl_pr
     step, saved, reloaded by load_scorer; the video costs the budget's token count."""
     from transformers import AutoModelForImageTextToText
 
-    from reward import train as reward_train
     from reward.budget import video_tokens, vision_geometry
     from reward.scoring import load_scorer
 
@@ -274,14 +287,7 @@ def test_qwen_vl_trains_one_step_with_the_2b_recipe_and_scores(name, qwen2_vl_pr
     config = qwen_vl_config(name, qwen2_vl_processor.tokenizer)
     AutoModelForImageTextToText.from_config(config).save_pretrained(backbone)
     qwen2_vl_processor.save_pretrained(backbone)
-    argv = ["--config", "configs/reward/qwen2vl-2b-lora.yaml", "--vlm_name_or_path", str(backbone),
-            "--data_dir", str(tmp_path / "data"), "--synthetic", "true", "--synthetic_pairs_per_dimension", "3",
-            "--synthetic_alignment_factor", "1", "--num_frames", "2", "--frame_size", "56", "56",
-            "--max_steps", "1", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
-            "--bf16", "false", "--vlm_dtype", "float32", "--attn_implementation", "eager", "--report_to", "none",
-            "--eval_strategy", "no", "--save_strategy", "no", "--dataloader_num_workers", "0",
-            "--final_eval_splits", "validation", "--output_dir", str(tmp_path / "model")]  # fmt: skip
-    assert reward_train.main(argv) == 0  # bf16 is for GPUs; everything else is the recipe's
+    _train_one_vlm_step("configs/reward/qwen2vl-2b-lora.yaml", backbone, tmp_path, 56)
     scorer = load_scorer(tmp_path / "model", device="cpu")
     assert scorer.model.config.num_frames == 2
     videos = torch.rand(2, 2, 3, 56, 56)
@@ -373,7 +379,6 @@ def test_qwen3_vl_2b_trains_one_step_with_its_recipe_and_scores(qwen3_vl_process
     optimizer step, saved, reloaded by load_scorer with its processor; the video costs the budget's tokens."""
     from transformers import AutoModelForImageTextToText, Qwen3VLConfig
 
-    from reward import train as reward_train
     from reward.budget import video_tokens, vision_geometry
     from reward.scoring import load_scorer
     from reward.vlm import TensorQwen3VLProcessor
@@ -392,14 +397,7 @@ def test_qwen3_vl_2b_trains_one_step_with_its_recipe_and_scores(qwen3_vl_process
     backbone = tmp_path / "qwen3-vl-2b-2-blocks"
     AutoModelForImageTextToText.from_config(config).save_pretrained(backbone)
     qwen3_vl_processor.save_pretrained(backbone)
-    argv = ["--config", "configs/reward/qwen3vl-2b-lora.yaml", "--vlm_name_or_path", str(backbone),
-            "--data_dir", str(tmp_path / "data"), "--synthetic", "true", "--synthetic_pairs_per_dimension", "3",
-            "--synthetic_alignment_factor", "1", "--num_frames", "2", "--frame_size", "64", "64",
-            "--max_steps", "1", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
-            "--bf16", "false", "--vlm_dtype", "float32", "--attn_implementation", "eager", "--report_to", "none",
-            "--eval_strategy", "no", "--save_strategy", "no", "--dataloader_num_workers", "0",
-            "--final_eval_splits", "validation", "--output_dir", str(tmp_path / "model")]  # fmt: skip
-    assert reward_train.main(argv) == 0
+    _train_one_vlm_step("configs/reward/qwen3vl-2b-lora.yaml", backbone, tmp_path, 64)
     scorer = load_scorer(tmp_path / "model", device="cpu")
     assert isinstance(scorer.processing_class, TensorQwen3VLProcessor)
     scores = scorer(torch.rand(2, 2, 3, 64, 64), ["a red circle moving left"] * 2, "text_alignment")
