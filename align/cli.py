@@ -46,7 +46,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "align-train": (
         "align.train",
-        "Diffusion-DPO / RWR fine-tuning (same as `accelerate launch -m align.train`)",
+        "Diffusion-DPO / RWR / GRPO / reward-gradient fine-tuning (same as `accelerate launch -m align.train`)",
+    ),
+    "compare": (
+        "align.experiment",
+        "every alignment method on one reward budget, judged by the independent check",
     ),
 }
 

@@ -24,6 +24,7 @@ BAD = {
     "check": (["check", "{tmp}/nowhere"], "{tmp}/nowhere: no samples.jsonl"),
     "align-train": (["align-train", "--config", "configs/align/tiny-dpo.yaml", "--algorithm", "nope"],
                     "algorithm must be one of"),
+    "compare": (["compare", "--methods", "dpo", "nope", "--out", "{tmp}/c"], "methods ['nope'] unknown"),
 }  # fmt: skip
 
 
