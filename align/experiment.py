@@ -53,15 +53,27 @@ RESULTS = "results.json"
 class CompareConfig:
     """Every option of `clevereward compare` (flat, so `--config x.yaml` works)."""
 
-    generator: str = field(default="runs/world-generator/pipeline", metadata={"help": "Base generator folder."})
+    generator: str = field(
+        default="runs/world-generator/pipeline", metadata={"help": "Base generator folder."}
+    )
     reward: str = field(
         default="runs/demo/reward-model:text_alignment",
-        metadata={"help": "The learned reward that drives every method: MODEL_DIR:DIMENSION or a mix (SPEC=W+...)."},
+        metadata={
+            "help": "The learned reward that drives every method: MODEL_DIR:DIMENSION or a mix (SPEC=W+...)."
+        },
     )
-    out: str = field(default="runs/compare", metadata={"help": "Output folder (a rerun skips finished methods)."})
+    out: str = field(
+        default="runs/compare", metadata={"help": "Output folder (a rerun skips finished methods)."}
+    )
     methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": f"Any of {METHODS}."})
-    budget: int = field(default=448, metadata={"help": "Reward-model queries each method may spend on training prompts."})
+    budget: int = field(
+        default=448, metadata={"help": "Reward-model queries each method may spend on training prompts."}
+    )
     rounds: int = field(default=2, metadata={"help": "online_dpo: sampling rounds."})
+    offline_steps: int | None = field(
+        default=None,
+        metadata={"help": "DPO / RWR / online-DPO optimizer steps (per round); default: the recipe's."},
+    )
     train_prompts: str = field(default="synthetic:train", metadata={"help": "Prompts the methods train on."})
     test_prompts: str = field(default="synthetic:test", metadata={"help": "Unseen prompts evaluated."})
     eval_seeds: list[int] = field(
@@ -92,6 +104,8 @@ def _align_config(config: CompareConfig, method: str, **overrides):
     from reward.recipes import resolve_config
 
     (recipe,) = config_parser().parse_args_and_config(["--config", str(resolve_config(RECIPES[method]))])
+    if config.offline_steps and method in ("dpo", "rwr", "online_dpo"):
+        overrides["steps"] = config.offline_steps
     return dataclasses.replace(recipe, generator=config.generator, seed=config.seed,
                                output_dir=str(Path(config.out) / method), **overrides)  # fmt: skip
 
@@ -172,7 +186,9 @@ def _train(method: str, config: CompareConfig, reward, prompts: dict) -> tuple[o
         train_grpo(align_config, pipe, reward=reward, prompts=train_prompts)
         return pipe, align_config.steps * per_step
     align_config = _align_config(config, "reward_gradient", reward=config.reward)
-    align_config = dataclasses.replace(align_config, steps=max(1, config.budget // align_config.online_prompts_per_step))
+    align_config = dataclasses.replace(
+        align_config, steps=max(1, config.budget // align_config.online_prompts_per_step)
+    )
     pipe = build_pipeline(align_config)
     train_reward_gradient(align_config, pipe, prompts=train_prompts)
     return pipe, align_config.steps * align_config.online_prompts_per_step
