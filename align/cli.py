@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("align.commands.demo", "the main job on the synthetic world: data, reward model, alignment"),
     "data synth": ("reward.commands.data_synth", "render the synthetic preference world"),
     "data build": ("reward.commands.data_build", "build VideoCross pairs from public datasets"),
+    "data through-generator": (
+        "align.generator_view",
+        "a pair corpus seen through a generator's VAE: what a reward for that generator reads",
+    ),
     "data inspect": ("reward.commands.data_inspect", "counts, ties and margins of a pair corpus"),
     "train": ("reward.train", "train a reward model (same as `accelerate launch -m reward.train`)"),
     "eval": ("reward.commands.evaluate", "pairwise accuracy and correlations of a reward model"),

@@ -11,6 +11,8 @@ BAD = {
     "data build": (["data", "build", "--source", "t2vqa={tmp}/info.txt", "--video-root", "{tmp}", "--out", "{tmp}/c"],
                    "source 't2vqa': {tmp}/info.txt does not exist"),
     "data inspect": (["data", "inspect", "{tmp}/nothing"], "corpus.json is missing"),
+    "data through-generator": (["data", "through-generator", "--corpus", "{tmp}/none", "--generator", "tiny", "--out",
+                                "{tmp}/o"], "--corpus {tmp}/none: corpus.json is missing"),
     "train": (["train", "--config", "missing.yaml"], "config file missing.yaml does not exist"),
     "eval": (["eval", "--model", "{tmp}/nomodel", "--data", "{tmp}"], "{tmp}/nomodel: no such folder"),
     "score": (["score", "--model", "{tmp}/nomodel", "--videos", "a.mp4", "--prompts", "x"], "{tmp}/nomodel: no such folder"),
