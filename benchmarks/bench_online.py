@@ -13,7 +13,7 @@ peak memory with all frames decoded vs a subset vs decoder checkpointing.
    per variant; memory is the CUDA peak on a GPU, else the growth of the process's peak RSS over
    the step. Variants: every latent frame decoded; only the first `--subset` latent frames; all
    frames with the VAE decoder's gradient checkpointing. The VAE is a 3-block CogVideoX VAE at
-   64 x 64 x 17 frames, large enough that its activations dominate a step.
+   64 x 64 (5 latent frames, 9 video frames), large enough that its activations dominate a step.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[variant] = queue.get()
         process.join()
     base = rows["all_frames"][1]
-    print("\nreward backpropagation, one step (2 videos, 64 x 64 x 17 frames, 3-block VAE)")
+    print("\nreward backpropagation, one step (2 videos, 64 x 64, 5 latent frames, 3-block VAE)")
     print(f"  {'variant':<24}{'frames':>7}{'peak MiB':>10}{'ratio':>7}{'time s':>8}")
     for variant, (_, mib, seconds, frames) in rows.items():
         print(f"  {variant:<24}{frames:>7}{mib:>10.1f}{mib / base:>7.2f}{seconds:>8.2f}")
