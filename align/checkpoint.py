@@ -23,6 +23,7 @@ from reward.files import atomic_write, read_jsonl
 __all__ = [
     "CHECKPOINT_PREFIX",
     "resolve_checkpoint",
+    "resume_state",
     "register_lora_only_hooks",
     "save_checkpoint",
     "truncate_log",
@@ -45,6 +46,15 @@ def resolve_checkpoint(config: AlignConfig) -> Path | None:
         key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)),
     )
     return found[-1] if found else None  # nothing saved yet: start fresh
+
+
+def resume_state(accelerator, config: AlignConfig) -> int:
+    """Load the checkpoint `config` resumes from into `accelerator`; the step it was taken at (0: fresh)."""
+    checkpoint = resolve_checkpoint(config)
+    if checkpoint is None:
+        return 0
+    accelerator.load_state(str(checkpoint))
+    return int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX))
 
 
 def _trainable_names(model: nn.Module) -> set[str]:

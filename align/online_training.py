@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from align.checkpoint import (
-    CHECKPOINT_PREFIX,
     register_lora_only_hooks,
-    resolve_checkpoint,
+    resume_state,
     save_checkpoint,
     truncate_log,
 )
@@ -86,11 +85,7 @@ class OnlineRun:
         params = [p for p in pipe.transformer.parameters() if p.requires_grad]
         wrapped, optimizer = accelerator.prepare(pipe.transformer, _optimizer(params, config))
         register_lora_only_hooks(accelerator)
-        start = 0
-        checkpoint = resolve_checkpoint(config)
-        if checkpoint is not None:
-            accelerator.load_state(str(checkpoint))
-            start = int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX))
+        start = resume_state(accelerator, config)
         if accelerator.is_main_process:
             truncate_log(output_dir / LOG_NAME, start)
             write_json(output_dir / "train_config.json", asdict(config))

@@ -35,9 +35,8 @@ from tqdm.auto import tqdm
 
 from align import cogvideox
 from align.checkpoint import (
-    CHECKPOINT_PREFIX,
     register_lora_only_hooks,
-    resolve_checkpoint,
+    resume_state,
     save_checkpoint,
     truncate_log,
 )
@@ -280,11 +279,7 @@ def train(config: AlignConfig, pipe=None) -> dict:
     else:
         objective, optimizer, lr_scheduler = accelerator.prepare(objective, optimizer, lr_scheduler)
     register_lora_only_hooks(accelerator)
-    start_step = 0
-    checkpoint = resolve_checkpoint(config)
-    if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        start_step = int(checkpoint.name.removeprefix(CHECKPOINT_PREFIX))
+    start_step = resume_state(accelerator, config)
     log_path = output_dir / LOG_NAME
     if accelerator.is_main_process:
         truncate_log(log_path, start_step)

@@ -199,6 +199,19 @@ def qwen2_vl_processor(tmp_path_factory):
     return load_vlm_processor(folder)
 
 
+def _video_prompt(processor, frames: int, size: int):
+    """A chat-templated (random video, question) through `processor`: (inputs, visual tokens emitted)."""
+    video = torch.randint(0, 256, (frames, 3, size, size), dtype=torch.uint8)
+    text = processor.apply_chat_template(
+        [[{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "rate it"}]}]],
+        tokenize=False, add_generation_prompt=True,
+    )  # fmt: skip
+    inputs = processor(text=text, videos=[video], return_tensors="pt")
+    return inputs, int(
+        (inputs["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum()
+    )
+
+
 @pytest.mark.parametrize("frames, size", [(4, 112), (4, 28), (2, 448), (8, 224)])
 def test_qwen2_vl_visual_tokens_match_the_budget(qwen2_vl_processor, frames, size):
     """Before: the torch-only processor used its own 100,352-pixel floor, so 4 frames at 112 px emitted
@@ -208,13 +221,7 @@ def test_qwen2_vl_visual_tokens_match_the_budget(qwen2_vl_processor, frames, siz
     processor = qwen2_vl_processor
     geometry = vision_geometry(processor)
     assert (geometry.patch_size, geometry.merge_size, geometry.min_pixels) == (14, 2, 3136)
-    video = torch.randint(0, 256, (frames, 3, size, size), dtype=torch.uint8)
-    text = processor.apply_chat_template(
-        [[{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "rate it"}]}]],
-        tokenize=False, add_generation_prompt=True,
-    )  # fmt: skip
-    inputs = processor(text=text, videos=[video], return_tensors="pt")
-    emitted = int((inputs["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum())
+    inputs, emitted = _video_prompt(processor, frames, size)
     assert emitted == video_tokens(frames, size, size, geometry)
     if size == 28:  # below the floor: resized up to 56 x 56, which the budget now counts
         assert processed_size(size, size, geometry) == (56, 56) and emitted == 2 * 2 * 2  # 2 temporal x 2 x 2
@@ -341,13 +348,7 @@ def test_qwen3_vl_visual_tokens_and_timestamps_match_the_budget(qwen3_vl_process
         4096,
         "video",
     )
-    video = torch.randint(0, 256, (frames, 3, size, size), dtype=torch.uint8)
-    text = processor.apply_chat_template(
-        [[{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "rate it"}]}]],
-        tokenize=False, add_generation_prompt=True,
-    )  # fmt: skip
-    inputs = processor(text=text, videos=[video], return_tensors="pt")
-    emitted = int((inputs["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")).sum())
+    inputs, emitted = _video_prompt(processor, frames, size)
     assert emitted == video_tokens(frames, size, size, geometry)
     prompt = processor.tokenizer.decode(inputs["input_ids"][0])
     # temporal patch k covers frames 2k, 2k+1 at 2 fps: its time is their mean, (4k + 1) / 4 s
