@@ -116,10 +116,12 @@ def _evaluate(pipe, config: CompareConfig, reward, folder: Path, prompts: dict, 
     from align.evaluation import sample_and_score, summarize_scores, write_samples
 
     out = {}
+    candidates = [
+        s * best_of + k for s in config.eval_seeds for k in range(best_of)
+    ]  # the eval seeds at best_of 1
     for split in SPLITS:
-        result = sample_and_score(pipe, prompts[split], [s * best_of + k for s in config.eval_seeds for k in range(best_of)]
-                                  if best_of > 1 else list(config.eval_seeds), [reward],
-                                  num_inference_steps=config.steps, guidance_scale=config.guidance)  # fmt: skip
+        result = sample_and_score(pipe, prompts[split], candidates, [reward], num_inference_steps=config.steps,
+                                  guidance_scale=config.guidance)  # fmt: skip
         if best_of > 1:
             result = _keep_best(result, reward.name, best_of, config.eval_seeds)
         write_samples(folder / f"eval-{split}", result)

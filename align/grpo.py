@@ -31,6 +31,8 @@ Design decisions:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -149,7 +151,7 @@ def _update(accelerator, wrapped, transformer, scheduler, traj, rows, chosen, ol
     sums: dict[str, torch.Tensor] = {}
     for k in range(count):
         sync = k == count - 1
-        with accelerator.no_sync(wrapped) if not sync else _nothing():
+        with nullcontext() if sync else accelerator.no_sync(wrapped):
             steps = [chosen[r][k] for r in rows]
             mean, std, x_prev = _step_terms(wrapped, scheduler, traj, rows, steps, config, rotary)
             log_prob = cogvideox.gaussian_log_prob(x_prev, mean, std)  # [b]
@@ -169,14 +171,7 @@ def _update(accelerator, wrapped, transformer, scheduler, traj, rows, chosen, ol
     return sums
 
 
-def _nothing():
-    from contextlib import nullcontext
-
-    return nullcontext()
-
-
 def _noise_entropy(scheduler, traj, config) -> float:
     """Mean differential entropy per latent element of the step noise, 0.5 log(2 pi e sigma^2), over the steps."""
-    sigmas = [cogvideox.ddim_transition(scheduler, torch.zeros(1, 1), int(t), torch.zeros(1, 1), config.grpo_eta)[1]
-              for t in traj.timesteps]  # fmt: skip
+    sigmas = cogvideox.step_std(scheduler, traj.timesteps, config.grpo_eta)  # [K]
     return float(np.mean([0.5 * np.log(2 * np.pi * np.e * float(s) ** 2) for s in sigmas if float(s) > 0]))

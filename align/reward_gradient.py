@@ -32,28 +32,7 @@ from align import cogvideox
 from align.config import AlignConfig
 from align.online_training import OnlineRun, online_rows
 
-__all__ = ["decode_with_grad", "train_reward_gradient"]
-
-
-def decode_with_grad(pipe, latents: torch.Tensor, latent_frames: int | None = None) -> torch.Tensor:
-    """Scaled latents [B, F_lat, C, h, w] -> videos float [B, F, C, H, W] in [0, 1], differentiable.
-
-    `latent_frames` decodes only the first that many latent frames (fewer video frames, less memory).
-    """
-    vae = pipe.vae
-    if latent_frames is not None:
-        latents = latents[:, :latent_frames]
-    z = (latents / vae.config.scaling_factor).to(vae.dtype).permute(0, 2, 1, 3, 4)  # -> [B, C, F_lat, h, w]
-    frames = vae.decode(z).sample.permute(0, 2, 1, 3, 4).float()  # [B, 3, F, H, W] -> [B, F, 3, H, W]
-    return (frames / 2 + 0.5).clamp(0, 1)
-
-
-def _initial_noise(pipe, seeds: list[int], shape: tuple[int, ...], device) -> torch.Tensor:
-    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-    return (
-        torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
-        * pipe.scheduler.init_noise_sigma
-    )
+__all__ = ["train_reward_gradient"]
 
 
 def train_reward_gradient(
@@ -75,11 +54,9 @@ def train_reward_gradient(
     pipe.vae.requires_grad_(False)
     if config.checkpoint_decoder:
         pipe.vae.enable_gradient_checkpointing()
-    height, width, num_frames = cogvideox.default_video_size(pipe)
-    height, width = config.eval_height or height, config.eval_width or width
-    latent_frames = cogvideox.latent_frame_count(pipe, config.eval_num_frames or num_frames)
-    factor = pipe.vae_scale_factor_spatial
-    shape = (latent_frames, transformer.config.in_channels, height // factor, width // factor)
+    shape, padding = cogvideox.latent_shape(
+        pipe, config.eval_height, config.eval_width, config.eval_num_frames
+    )
     rotary = cogvideox.rotary_embeddings(transformer, *shape[:1], *shape[2:])
     guided = config.online_guidance_scale > 1
     progress = tqdm(range(run.start, config.steps), desc="align reward_gradient",
@@ -89,7 +66,7 @@ def train_reward_gradient(
         row_prompts, seeds, _ = online_rows(config, prompts, step)
         step_prompts = row_prompts[mine]
         embeds, negative = cogvideox.encode_prompts(pipe, step_prompts, do_classifier_free_guidance=guided)
-        x = _initial_noise(pipe, seeds[mine], shape, accelerator.device)
+        x, _ = cogvideox.initial_noise(pipe, seeds[mine], shape, accelerator.device)
         scheduler.set_timesteps(config.online_sampling_steps, device=accelerator.device)
         first_grad = len(scheduler.timesteps) - config.gradient_steps
         anchor = torch.zeros((), device=accelerator.device)
@@ -105,7 +82,9 @@ def train_reward_gradient(
                                                           config.online_guidance_scale, rotary)  # fmt: skip
                     anchor = anchor + ((v - v_ref) ** 2).mean() / config.gradient_steps
                 x, _ = cogvideox.ddim_transition(scheduler, v, int(t), x, eta=0.0)  # the deterministic step
-        videos = decode_with_grad(pipe, x, config.decode_latent_frames)  # [b, F, C, H, W], with grad
+        videos = cogvideox.decode_with_grad(
+            pipe, x[:, padding:], config.decode_latent_frames
+        )  # [b, F, C, H, W]
         rewards = reward(videos, step_prompts)  # [b]
         loss = -rewards.mean() + config.anchor_coef * anchor
         accelerator.backward(loss)

@@ -270,16 +270,21 @@ def resolve_reward(spec: str) -> Reward:
     return _resolve_one(spec, {})
 
 
-def _resolve_mix(spec: str) -> Reward:
-    scorers: dict[str, Callable] = {}
-    parts: dict[str, tuple[Reward, float]] = {}
+def _mix_terms(spec: str) -> list[tuple[str, float]]:
+    """(reward spec, weight) of each `SPEC=W` term of a mix (weight 1 when absent)."""
+    terms = []
     for term in spec.split(MIX_SEPARATOR):
         one, _, weight = term.partition(WEIGHT_SEPARATOR)
         try:
-            value = float(weight) if weight else 1.0
+            terms.append((one, float(weight) if weight else 1.0))
         except ValueError:
             raise ValueError(f"reward mix {spec!r}: weight {weight!r} of {one!r} is not a number") from None
-        parts[one] = (_resolve_one(one, scorers), value)
+    return terms
+
+
+def _resolve_mix(spec: str) -> Reward:
+    scorers: dict[str, Callable] = {}
+    parts = {one: (_resolve_one(one, scorers), weight) for one, weight in _mix_terms(spec)}
     return weighted(parts, name=spec)
 
 
@@ -322,9 +327,7 @@ def differentiable_reward(spec: str) -> Callable[[torch.Tensor, list[str]], torc
     """
     scorers: dict[str, Callable] = {}
     terms: list[tuple[ScoreFn, str | None, float]] = []
-    for term in spec.split(MIX_SEPARATOR):
-        one, _, weight = term.partition(WEIGHT_SEPARATOR)
-        value = float(weight) if weight else 1.0
+    for one, value in _mix_terms(spec):
         if one.startswith("rule:"):
             rule = RULE_REWARDS.get(one.removeprefix("rule:"))
             if rule is None:

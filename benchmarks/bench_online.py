@@ -73,7 +73,6 @@ def _peak_mib() -> float:
 
 def _backprop(variant: str, subset: int, queue) -> None:
     from align import cogvideox
-    from align.reward_gradient import decode_with_grad
     from align.rewards import color_match
 
     torch.manual_seed(0)
@@ -92,7 +91,7 @@ def _backprop(variant: str, subset: int, queue) -> None:
     start = time.perf_counter()
     v = cogvideox.guided_velocity(pipe.transformer, latents, t, embeds, None, 1.0)
     x0, _ = cogvideox.ddim_transition(pipe.scheduler, v, t, latents, eta=0.0)
-    videos = decode_with_grad(pipe, x0, subset if variant == "frame_subset" else None)
+    videos = cogvideox.decode_with_grad(pipe, x0, subset if variant == "frame_subset" else None)
     loss = -color_match.fn(videos, ["a red circle moving left"] * 2, None).mean()
     loss.backward()
     queue.put((variant, _peak_mib() - before, time.perf_counter() - start, videos.shape[1]))

@@ -54,6 +54,7 @@ from align.cogvideox.loading import (
 from align.cogvideox.sampling import (
     GeneratedBatch,
     decode_latents,
+    decode_with_grad,
     default_video_size,
     encode_prompts,
     encode_videos_to_latents,
@@ -66,7 +67,10 @@ from align.cogvideox.stochastic import (
     ddim_transition,
     gaussian_log_prob,
     guided_velocity,
+    initial_noise,
+    latent_shape,
     sample_trajectories,
+    step_std,
     stochastic_steps,
 )
 from align.cogvideox.training import (
@@ -96,6 +100,7 @@ __all__ = [
     "encode_prompts",
     "generate",
     "decode_latents",
+    "decode_with_grad",
     "encode_videos_to_latents",
     "latent_frame_count",
     "rotary_embeddings",
@@ -106,7 +111,10 @@ __all__ = [
     "ddim_step_with_log_prob",
     "guided_velocity",
     "sample_trajectories",
+    "step_std",
     "stochastic_steps",
+    "initial_noise",
+    "latent_shape",
     "add_lora",
     "save_lora",
     "load_lora",

@@ -18,6 +18,7 @@ __all__ = [
     "encode_prompts",
     "generate",
     "decode_latents",
+    "decode_with_grad",
     "encode_videos_to_latents",
     "latent_frame_count",
 ]
@@ -165,14 +166,27 @@ def generate(
 
 
 def decode_latents(pipe: CogVideoXPipeline, latents: torch.Tensor) -> torch.Tensor:
-    """Scaled latents [B, F_lat, C_lat, h, w] -> float32 videos [B, F, C, H, W] in [0, 1]."""
-    vae = pipe.vae
-    z = latents.to(device=pipe._execution_device, dtype=vae.dtype) / vae.config.scaling_factor
-    z = z.permute(0, 2, 1, 3, 4)  # [B, F_lat, C_lat, h, w] -> [B, C_lat, F_lat, h, w]
+    """Scaled latents [B, F_lat, C_lat, h, w] -> float32 videos [B, F, C, H, W] in [0, 1], on CPU."""
     with torch.no_grad():
-        frames = vae.decode(z).sample  # [B, 3, F, H, W] in [-1, 1]
+        return decode_with_grad(pipe, latents).cpu()
+
+
+def decode_with_grad(
+    pipe: CogVideoXPipeline, latents: torch.Tensor, latent_frames: int | None = None
+) -> torch.Tensor:
+    """`decode_latents` with gradients to `latents` (reward backpropagation), on the pipeline's device.
+
+    `latent_frames` decodes only the first that many latent frames (fewer video frames, less memory).
+    """
+    vae = pipe.vae
+    z = (
+        latents[:, :latent_frames].to(device=pipe._execution_device, dtype=vae.dtype)
+        / vae.config.scaling_factor
+    )
+    z = z.permute(0, 2, 1, 3, 4)  # [B, F_lat, C_lat, h, w] -> [B, C_lat, F_lat, h, w]
+    frames = vae.decode(z).sample  # [B, 3, F, H, W] in [-1, 1]
     frames = frames.permute(0, 2, 1, 3, 4).float()  # [B, 3, F, H, W] -> [B, F, 3, H, W]
-    return (frames / 2 + 0.5).clamp(0, 1).cpu()
+    return (frames / 2 + 0.5).clamp(0, 1)
 
 
 def encode_videos_to_latents(pipe: CogVideoXPipeline, videos: torch.Tensor) -> torch.Tensor:

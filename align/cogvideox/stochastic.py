@@ -38,7 +38,10 @@ __all__ = [
     "ddim_transition",
     "gaussian_log_prob",
     "ddim_step_with_log_prob",
+    "step_std",
     "stochastic_steps",
+    "initial_noise",
+    "latent_shape",
     "guided_velocity",
     "sample_trajectories",
 ]
@@ -65,6 +68,16 @@ def _alpha_bars(scheduler, timesteps: torch.Tensor) -> tuple[torch.Tensor, torch
     return alphas[timesteps], torch.where(prev >= 0, alphas[prev.clamp_min(0)], final)
 
 
+def _std(ab_t: torch.Tensor, ab_prev: torch.Tensor, eta: float) -> torch.Tensor:
+    """sigma_t of the module docstring, per row."""
+    return eta * ((1 - ab_prev) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_prev).clamp_min(0).sqrt()
+
+
+def step_std(scheduler, timesteps: torch.Tensor, eta: float) -> torch.Tensor:
+    """sigma_t [K] of the DDIM steps starting at `timesteps` [K] (0 for a deterministic step)."""
+    return _std(*_alpha_bars(scheduler, timesteps.long()), eta)
+
+
 def ddim_transition(
     scheduler, v: torch.Tensor, timestep: int | torch.Tensor, sample: torch.Tensor, eta: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +89,7 @@ def ddim_transition(
     if scheduler.num_inference_steps is None:
         raise ValueError("call scheduler.set_timesteps(num_inference_steps) before stepping")
     ab_t, ab_prev = _alpha_bars(scheduler, _timesteps(timestep, sample.shape[0], sample.device))
-    std = eta * ((1 - ab_prev) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_prev).clamp_min(0).sqrt()  # [B]
+    std = _std(ab_t, ab_prev, eta)  # [B]
     x_t, v = sample.float(), v.float()
     a, b = _rows(ab_t, x_t), _rows(ab_prev, x_t)
     x0_hat = a.sqrt() * x_t - (1 - a).sqrt() * v
@@ -126,9 +139,36 @@ def ddim_step_with_log_prob(
 
 def stochastic_steps(scheduler, timesteps: torch.Tensor, eta: float) -> list[int]:
     """Indices of the steps of `timesteps` whose DDIM transition has std > 0 (the ones a policy gradient trains)."""
-    ab_t, ab_prev = _alpha_bars(scheduler, timesteps.long())
-    std = eta * ((1 - ab_prev) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_prev).clamp_min(0).sqrt()
+    std = step_std(scheduler, timesteps, eta)
     return [k for k in range(len(timesteps)) if float(std[k]) > 0]
+
+
+def latent_shape(
+    pipe, height: int | None = None, width: int | None = None, num_frames: int | None = None
+) -> tuple[tuple[int, int, int, int], int]:
+    """The latent shape [F_lat, C, h, w] a video of this size starts from, and its padding frames.
+
+    Sizes default to `default_video_size(pipe)` and are checked as `generate` checks them;
+    CogVideoX 1.5 (patch_size_t) gets leading padding frames, as its pipeline adds.
+    """
+    default_height, default_width, default_frames = default_video_size(pipe)
+    height, width, num_frames = height or default_height, width or default_width, num_frames or default_frames
+    _check_size(pipe, height, width)
+    latent_frames = latent_frame_count(pipe, num_frames)
+    config = _unwrap(pipe.transformer).config
+    padding = -latent_frames % config.patch_size_t if config.patch_size_t else 0
+    factor = pipe.vae_scale_factor_spatial
+    return (latent_frames + padding, config.in_channels, height // factor, width // factor), padding
+
+
+def initial_noise(
+    pipe, seeds: list[int], shape: tuple[int, ...], device
+) -> tuple[torch.Tensor, list[torch.Generator]]:
+    """(x_T [B, *shape] on `device`, the row generators): row i from `torch.Generator("cpu").manual_seed(seeds[i])`,
+    times the scheduler's initial sigma; stochastic steps go on drawing from the same generators."""
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    x = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)  # [B, F, C, h, w]
+    return x * pipe.scheduler.init_noise_sigma, generators
 
 
 def guided_velocity(
@@ -207,22 +247,13 @@ def sample_trajectories(
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds: expected one seed per prompt")
     if eta <= 0:
         raise ValueError(f"eta must be > 0 for a stochastic policy, got {eta}")
-    default_height, default_width, default_frames = default_video_size(pipe)
-    height, width, num_frames = height or default_height, width or default_width, num_frames or default_frames
-    _check_size(pipe, height, width)
-    latent_frames = latent_frame_count(pipe, num_frames)
+    shape, padding = latent_shape(pipe, height, width, num_frames)
     transformer, scheduler = pipe.transformer, pipe.scheduler
-    config = _unwrap(transformer).config
-    padding = -latent_frames % config.patch_size_t if config.patch_size_t else 0  # as the pipeline pads
-    shape = (latent_frames + padding, config.in_channels, height // pipe.vae_scale_factor_spatial,
-             width // pipe.vae_scale_factor_spatial)  # fmt: skip
     device = pipe._execution_device
     guided = guidance_scale > 1
     with torch.no_grad():
         embeds, negative = encode_prompts(pipe, prompts, do_classifier_free_guidance=guided)
-    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-    x = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)  # [B, F, C, h, w]
-    x = x * scheduler.init_noise_sigma
+    x, generators = initial_noise(pipe, seeds, shape, device)  # [B, F, C, h, w]
     scheduler.set_timesteps(num_inference_steps, device=device)
     rotary = rotary_embeddings(_unwrap(transformer), shape[0], shape[2], shape[3])
     latents, log_probs = [x], []
