@@ -227,17 +227,78 @@ def test_qwen2_vl_visual_tokens_match_the_budget(qwen2_vl_processor, frames, siz
         assert processed_size(size, size, geometry) == (56, 56) and emitted == 2 * 2 * 2  # 2 temporal x 2 x 2
 
 
-# config.json of Qwen/Qwen2-VL-2B-Instruct and Qwen/Qwen2.5-VL-3B-Instruct (text and vision parts), at
-# two decoder and two vision blocks
+# (height, width) of a frame: on the 28-px grid (no resize), and off it (resized to 56 x 84 and 28 x 196)
+_ON_GRID, _OFF_GRID = [(56, 84), (112, 112)], [(60, 90), (30, 200)]
+
+
+@pytest.mark.parametrize("size", _ON_GRID + _OFF_GRID)
+def test_qwen2_vl_patches_match_transformers_own_preprocessing(size):
+    """Pixel by pixel against transformers' Qwen2-VL preprocessing with the checkpoint's settings. Its
+    video processor needs torchvision, whose only wheel here is built for CUDA torch and does not
+    import beside the CPU build (its _C.so links libtorch_cuda.so), so the reference is transformers'
+    Qwen2VLImageProcessorPil: a still image is a video of repeated frames, so frames (f0, f0, f1, f1)
+    must give exactly its patches of f0 then f1 (same grid, resize target, normalisation and patch
+    order). Off the grid the resize kernels differ (PIL's bicubic on uint8, ours antialiased on
+    floats): the same grid, and a mean difference under 0.01 in normalised units."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from reward.vlm import TensorVideoProcessor
+
+    settings = {k: v for k, v in QWEN2_VL_PREPROCESSOR.items() if k != "image_processor_type"}
+    reference, ours = Qwen2VLImageProcessorPil(**settings), TensorVideoProcessor(**settings)
+    generator = torch.Generator().manual_seed(0)
+    stills = torch.randint(0, 256, (2, 3, *size), dtype=torch.uint8, generator=generator)  # f0, f1
+    expected = reference(images=[f.numpy() for f in stills], return_tensors="pt")
+    video = stills.repeat_interleave(2, dim=0)  # [f0, f0, f1, f1]
+    got = ours(videos=[video], return_tensors="pt")
+    grid_t, grid_h, grid_w = got["video_grid_thw"][0].tolist()
+    assert grid_t == 2 and expected["image_grid_thw"].tolist() == [[1, grid_h, grid_w]] * 2
+    difference = (got["pixel_values_videos"] - expected["pixel_values"]).abs()
+    if size in _ON_GRID:
+        assert difference.max() < 1e-5
+    else:
+        assert difference.mean() < 0.01
+
+
+# config.json of Qwen/Qwen2-VL-{2B,7B}-Instruct and Qwen/Qwen2.5-VL-{3B,7B}-Instruct (text and vision
+# parts), at two decoder and two vision blocks. The 7B models untie their output embedding and have
+# 152,064 vocabulary rows; Qwen2.5-VL's context is 128,000 positions.
+_QWEN_7B_TEXT = dict(
+    vocab_size=152064,
+    tie_word_embeddings=False,
+    hidden_size=3584,
+    intermediate_size=18944,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+)
+_QWEN25_VL_VISION = dict(
+    hidden_size=1280,
+    intermediate_size=3420,
+    num_heads=16,
+    window_size=112,
+    fullatt_block_indexes=[7, 15, 23, 31],
+    tokens_per_second=2,
+    hidden_act="silu",
+    in_channels=3,
+)
 QWEN_VL = {
     "qwen2-vl-2b": dict(
-        text=dict(hidden_size=1536, intermediate_size=8960, num_attention_heads=12, num_key_value_heads=2),
+        text=dict(vocab_size=151936, tie_word_embeddings=True, max_position_embeddings=32768, hidden_size=1536,
+                  intermediate_size=8960, num_attention_heads=12, num_key_value_heads=2),
         vision=dict(embed_dim=1280, hidden_size=1536, mlp_ratio=4, num_heads=16, in_chans=3),
     ),
     "qwen2.5-vl-3b": dict(
-        text=dict(hidden_size=2048, intermediate_size=11008, num_attention_heads=16, num_key_value_heads=2),
-        vision=dict(hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, window_size=112,
-                    fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, hidden_act="silu", in_channels=3),
+        text=dict(vocab_size=151936, tie_word_embeddings=True, max_position_embeddings=128000, hidden_size=2048,
+                  intermediate_size=11008, num_attention_heads=16, num_key_value_heads=2),
+        vision=dict(**_QWEN25_VL_VISION, out_hidden_size=2048),
+    ),
+    "qwen2-vl-7b": dict(
+        text=dict(**_QWEN_7B_TEXT, max_position_embeddings=32768),
+        vision=dict(embed_dim=1280, hidden_size=3584, mlp_ratio=4, num_heads=16, in_chans=3),
+    ),
+    "qwen2.5-vl-7b": dict(
+        text=dict(**_QWEN_7B_TEXT, max_position_embeddings=128000),
+        vision=dict(**_QWEN25_VL_VISION, out_hidden_size=3584),
     ),
 }  # fmt: skip
 
@@ -249,24 +310,25 @@ def qwen_vl_config(name, tokenizer):
 
     ids = tokenizer.convert_tokens_to_ids
     config_class = Qwen2VLConfig if name.startswith("qwen2-") else Qwen2_5_VLConfig
+    text = QWEN_VL[name]["text"]
     return config_class(
         text_config=dict(
-            vocab_size=151936, num_hidden_layers=LAYERS, max_position_embeddings=32768, rms_norm_eps=1e-6,
-            hidden_act="silu", tie_word_embeddings=True, use_sliding_window=False,
+            num_hidden_layers=LAYERS, rms_norm_eps=1e-6, hidden_act="silu", use_sliding_window=False,
             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
             bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"),
-            **QWEN_VL[name]["text"],
+            **text,
         ),
         vision_config=dict(depth=LAYERS, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
                            **QWEN_VL[name]["vision"]),
         image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=True,
+        tie_word_embeddings=text["tie_word_embeddings"],
     )  # fmt: skip
 
 
-def _train_one_vlm_step(recipe: str, backbone, tmp_path, size: int) -> None:
-    """One LoRA step of `recipe` on the synthetic world with the backbone folder (2 frames of size², fp32, eager)."""
+def _train_one_vlm_step(recipe: str, backbone, tmp_path, size: int, *overrides: str) -> None:
+    """One LoRA step of `recipe` on the synthetic world with the backbone folder (2 frames of size², fp32,
+    eager; `overrides` come last, so they win)."""
     from reward import train as reward_train
 
     argv = ["--config", recipe, "--vlm_name_or_path", str(backbone),
@@ -275,12 +337,12 @@ def _train_one_vlm_step(recipe: str, backbone, tmp_path, size: int) -> None:
             "--max_steps", "1", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
             "--bf16", "false", "--vlm_dtype", "float32", "--attn_implementation", "eager", "--report_to", "none",
             "--eval_strategy", "no", "--save_strategy", "no", "--dataloader_num_workers", "0",
-            "--final_eval_splits", "validation", "--output_dir", str(tmp_path / "model")]  # fmt: skip
+            "--final_eval_splits", "validation", "--output_dir", str(tmp_path / "model"), *overrides]  # fmt: skip
     assert reward_train.main(argv) == 0  # bf16 is for GPUs; everything else is the recipe's
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(QWEN_VL))
+@pytest.mark.parametrize("name", ["qwen2-vl-2b", "qwen2.5-vl-3b"])
 def test_qwen_vl_trains_one_step_with_the_2b_recipe_and_scores(name, qwen2_vl_processor, tmp_path):
     """configs/reward/qwen2vl-2b-lora.yaml on the real widths: LoRA on the language model, one optimizer
     step, saved, reloaded by load_scorer; the video costs the budget's token count."""
@@ -301,6 +363,38 @@ def test_qwen_vl_trains_one_step_with_the_2b_recipe_and_scores(name, qwen2_vl_pr
     scores = scorer(videos, ["a red circle moving left"] * 2, "text_alignment")
     assert scores.shape == (2,) and torch.isfinite(scores).all()
     assert video_tokens(2, 56, 56, vision_geometry(scorer.processing_class)) == 4  # 1 temporal x 2 x 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["qwen2-vl-7b", "qwen2.5-vl-7b"])
+def test_qwen_vl_7b_trains_one_qlora_step_with_its_recipe_and_scores_merged(
+    name, qwen2_vl_processor, tmp_path
+):
+    """configs/reward/qwen2vl-7b-qlora.yaml on the 7B widths (NF4 language model, bf16 compute on the CPU):
+    one optimizer step keeps only the adapter; merged into the unquantised backbone as docs/vlm.md shows,
+    it scores through load_scorer."""
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    from reward.scoring import load_scorer
+    from reward.vlm import ADAPTER_FOLDER, VLMRewardModel, merge_adapters
+
+    torch.manual_seed(0)
+    backbone = tmp_path / f"{name}-2-blocks"
+    config = qwen_vl_config(name, qwen2_vl_processor.tokenizer)
+    AutoModelForImageTextToText.from_config(config).to(torch.bfloat16).save_pretrained(backbone)
+    qwen2_vl_processor.save_pretrained(backbone)
+    _train_one_vlm_step("configs/reward/qwen2vl-7b-qlora.yaml", backbone, tmp_path, 56,
+                        "--use_cpu", "true", "--bf16", "true", "--vlm_dtype", "bfloat16")  # fmt: skip
+    adapter = tmp_path / "model" / ADAPTER_FOLDER
+    assert (adapter / "adapter_model.safetensors").is_file()
+    base = VLMRewardModel.from_backbone(str(backbone), dtype="float32", num_frames=2, frame_size=[56, 56])
+    merged = merge_adapters(PeftModel.from_pretrained(base, str(adapter)))
+    merged.save_pretrained(tmp_path / "merged")
+    qwen2_vl_processor.save_pretrained(tmp_path / "merged")
+    scorer = load_scorer(tmp_path / "merged", device="cpu")
+    scores = scorer(torch.rand(2, 2, 3, 56, 56), ["a red circle moving left"] * 2, "text_alignment")
+    assert scores.shape == (2,) and torch.isfinite(scores).all()
 
 
 # huggingface.co/Qwen/Qwen3-VL-2B-Instruct, video_preprocessor_config.json (4B's and 8B's are the same)
