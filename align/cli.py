@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("align.commands.demo", "the main job on the synthetic world: data, reward model, alignment"),
     "data synth": ("reward.commands.data_synth", "render the synthetic preference world"),
     "data build": ("reward.commands.data_build", "build VideoCross pairs from public datasets"),
+    "data simulate": (
+        "reward.commands.data_simulate",
+        "simulate five scoring datasets of the graded world (synthetic-v2), in their public formats",
+    ),
     "data through-generator": (
         "align.generator_view",
         "a pair corpus seen through a generator's VAE: what a reward for that generator reads",

@@ -6,12 +6,18 @@ broken files a real crawl meets (empty, not a video, truncated).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from reward.formats import (  # noqa: F401  (re-exported: the tests import every writer from here)
+    write_fetv,
+    write_genai_bench,
+    write_rewardbench,
+    write_t2vqa,
+    write_videofeedback,
+)
 from reward.synthetic import CAPTIONS, render_video
 from reward.video import write_video
 
@@ -30,8 +36,6 @@ __all__ = [
     "write_generic_csv",
 ]
 
-VIDEOFEEDBACK_URL = "https://huggingface.co/datasets/TIGER-Lab/VideoFeedback/resolve/main/videos/{}"
-GENAI_BENCH_URL = "https://github.com/TIGER-AI-Lab/GenAI-Arena/videos/{}"
 VIDEOPHY_URL = "https://storage.googleapis.com/videophy/videos/{}"
 FPS = 8
 ONE_FRAME_SEED = 999
@@ -69,85 +73,6 @@ def write_truncated(path: Path, source: Path) -> None:
 
 def write_one_frame(path: Path) -> None:
     write_video(render_video(CAPTIONS[0], np.random.default_rng(ONE_FRAME_SEED))[:1], path, fps=FPS)
-
-
-def write_videofeedback(path: Path, rows: list[dict]) -> None:
-    """Parquet with VideoFeedback's columns; a row is {id, prompt, scores: {dimension: int}}."""
-    table = [
-        {
-            "id": row["id"],
-            "text prompt": row["prompt"],
-            "video link": VIDEOFEEDBACK_URL.format(f"{row['id']}.mp4"),
-            **row["scores"],
-        }
-        for row in rows
-    ]
-    pd.DataFrame(table).to_parquet(path)
-
-
-def write_t2vqa(path: Path, rows: list[tuple[str, str, object]]) -> None:
-    """`filename|prompt|mos` lines, no header; a row that is a str is written verbatim."""
-    lines = [row if isinstance(row, str) else f"{row[0]}|{row[1]}|{row[2]}" for row in rows]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def write_genai_bench(path: Path, rows: list[tuple[str, str, str, str]]) -> None:
-    """Parquet of the `video_generation` config; a row is (prompt, left, right, vote_type)."""
-    table = [
-        {
-            "prompt": prompt,
-            "left_model": "AnimateDiff",
-            "left_video": GENAI_BENCH_URL.format(left),
-            "right_model": "LaVie",
-            "right_video": GENAI_BENCH_URL.format(right),
-            "vote_type": vote,
-        }
-        for prompt, left, right, vote in rows
-    ]
-    pd.DataFrame(table).to_parquet(path)
-
-
-def write_rewardbench(path: Path, rows: list[dict]) -> None:
-    """VideoGen-RewardBench CSV; a row is {path_A, path_B, prompt, VQ, MQ, TA[, Overall][, MOS_*]}."""
-    table = [
-        {
-            "A_model": "kling",
-            "B_model": "gen3",
-            "fps_A": FPS,
-            "num_frames_A": 16,
-            "fps_B": FPS,
-            "num_frames_B": 16,
-            **row,
-        }
-        for row in rows
-    ]
-    pd.DataFrame(table).to_csv(path, index=False)
-
-
-def write_fetv(root: Path, prompts: list[str], ratings: dict[int, dict[str, list[str | dict]]]) -> None:
-    """A FETV folder: `fetv_data.json` and, per rater and model, JSON-lines rating files.
-
-    ratings[rater][model] is a list of lines: a dict {index: {static_quality, ...}} or a raw str.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "fetv_data.json", "w") as f:
-        for i, prompt in enumerate(prompts):
-            entry = {
-                "video_id": 1000 + i,
-                "prompt": prompt,
-                "major content": {"spatial": ["animals"], "temporal": ["kinetic motions"]},
-                "attribute control": {"spatial": ["color"], "temporal": ["direction"]},
-                "prompt complexity": ["simple"],
-                "source": "ours",
-                "video_url": None,
-            }
-            f.write(json.dumps(entry) + "\n")
-    for rater, models in ratings.items():
-        folder = root / "manual_eval_results" / f"human{rater}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for model, lines in models.items():
-            text = [line if isinstance(line, str) else json.dumps(line) for line in lines]
-            (folder / f"manual_eval_results_{model}.json").write_text("\n".join(text) + "\n")
 
 
 def write_videophy(path: Path, rows: list[tuple[str, str, object, object]], split: str = "train") -> None:
