@@ -130,7 +130,9 @@ def test_data_simulate_command_prints_agreement(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "agree with truth" in out and "fetv" in out and "test" in out
-    for bad in (["--seed", "-1"], ["--prompts", "29"], ["--videos-per-prompt", "1"]):
+    for bad in (["--seed", "-1"], ["--videos-per-prompt", "1"]):
         with pytest.raises(SystemExit):
             data_simulate.main(["--out", str(tmp_path / "h"), *bad])
         assert "error:" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="29 prompts asked of the train split, which has 28"):
+        data_simulate.main(["--out", str(tmp_path / "h"), "--prompts", "29"])
