@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "align.generator_view",
         "a pair corpus seen through a generator's VAE: what a reward for that generator reads",
     ),
+    "experiment videocross": (
+        "reward.experiment",
+        "the VideoCross claim on the graded world: each source alone vs merged, harmonised or naive",
+    ),
     "data inspect": ("reward.commands.data_inspect", "counts, ties and margins of a pair corpus"),
     "train": ("reward.train", "train a reward model (same as `accelerate launch -m reward.train`)"),
     "eval": ("reward.commands.evaluate", "pairwise accuracy and correlations of a reward model"),

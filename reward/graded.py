@@ -437,11 +437,12 @@ def _write_genai_bench(folder: Path, rendered, raters: RaterModel, rng) -> Path:
     return folder / "data.parquet"
 
 
-def _rewardbench_rows(pairs, perceive) -> list[dict]:
+def _rewardbench_rows(pairs, perceive, tie: float) -> list[dict]:
+    """A / B / same per VideoGen-RewardBench column, from `perceive(video)`'s qualities."""
     rows = []
     for a, b in pairs:
         seen_a, seen_b = perceive(a), perceive(b)
-        labels = {column: _vote(seen_a[d], seen_b[d], PAIR_TIE) for column, d in REWARDBENCH_FROM.items()}
+        labels = {column: _vote(seen_a[d], seen_b[d], tie) for column, d in REWARDBENCH_FROM.items()}
         rows.append({"path_A": a.name, "path_B": b.name, "prompt": a.prompt, **labels})
     return rows
 
@@ -449,7 +450,8 @@ def _rewardbench_rows(pairs, perceive) -> list[dict]:
 def _write_rewardbench(folder: Path, rendered, raters: RaterModel, rng) -> Path:
     pairs = _same_prompt_pairs(rendered, rng, PAIR_SHARE)
     write_rewardbench(
-        folder / "train.csv", _rewardbench_rows(pairs, lambda v: raters.mean_perception(v.qualities, rng))
+        folder / "train.csv",
+        _rewardbench_rows(pairs, lambda v: raters.mean_perception(v.qualities, rng), PAIR_TIE),
     )
     return folder / "train.csv"
 
@@ -492,10 +494,10 @@ def _benchmark(root: Path, split: str, seed: tuple[int, ...], truth: list[dict])
             name = f"{p:03d}_{k:02d}.mp4"
             rendered.append(_Video(prompt, model, name, videos.render(name, prompt, MODELS[model])))
     pairs = [(a, b) for a, b in itertools.combinations(rendered, 2) if a.prompt == b.prompt]
-    rows = [
-        {**row, "tie_threshold": BENCHMARK_TIE} for row in _rewardbench_rows(pairs, lambda v: v.qualities)
-    ]
-    # the true labels: "same" below BENCHMARK_TIE (the raters' PAIR_TIE is a separate, equal choice)
+    rows = _rewardbench_rows(pairs, lambda v: v.qualities, BENCHMARK_TIE)
+    for row, (a, b) in zip(rows, pairs, strict=True):  # the true qualities as MOS columns: for SRCC
+        for column, dimension in REWARDBENCH_FROM.items():
+            row[f"MOS_A_{column}"], row[f"MOS_B_{column}"] = a.qualities[dimension], b.qualities[dimension]
     write_rewardbench(folder / "pairs.csv", rows)
     return folder / "pairs.csv"
 

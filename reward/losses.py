@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bradley_terry_loss", "rao_kupper_loss", "center_rewards_penalty"]
+__all__ = ["bradley_terry_loss", "rao_kupper_loss", "score_regression_loss", "center_rewards_penalty"]
 
 
 def bradley_terry_loss(
@@ -63,6 +63,27 @@ def rao_kupper_loss(
         - torch.logaddexp(rejected, chosen + nu)
     )
     return torch.where(tie.bool(), -log_tie, strict)
+
+
+def score_regression_loss(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    chosen_score: torch.Tensor,
+    rejected_score: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """Pointwise regression on normalised scores (the supervised baseline), per pair → `[B]`:
+
+        ℓ = ½ [(r_c − s · (y_c − ½))² + (r_r − s · (y_r − ½))²]
+
+    y_c, y_r in [0, 1] are the two videos' per-source normalised scores (`chosen_score`,
+    `rejected_score`), s (`scale`) maps a unit of score to reward units, centred on 0. Each video
+    is fitted on its own; the pairing only says which videos share a prompt. A pair without scores
+    (NaN: a vote, or an A / B label) gives NaN: keep only scored pairs.
+    """
+    target_chosen = scale * (chosen_score - 0.5)
+    target_rejected = scale * (rejected_score - 0.5)
+    return 0.5 * ((chosen - target_chosen) ** 2 + (rejected - target_rejected) ** 2)
 
 
 def center_rewards_penalty(chosen: torch.Tensor, rejected: torch.Tensor, coefficient: float) -> torch.Tensor:

@@ -32,7 +32,7 @@ from trl import RewardConfig, RewardTrainer
 from reward.cache import EmbeddingCache, question_key, tower_fingerprint, video_key
 from reward.dimensions import CANONICAL_DIMENSIONS, build_question
 from reward.files import write_json
-from reward.losses import bradley_terry_loss, center_rewards_penalty, rao_kupper_loss
+from reward.losses import bradley_terry_loss, center_rewards_penalty, rao_kupper_loss, score_regression_loss
 from reward.pairs import PAIR_COLUMNS
 from reward.video import VideoReadError, read_video
 
@@ -51,7 +51,8 @@ UINT8_MAX = 255
 # Pair columns the trainer reads; the rest of a corpus's columns ride along untouched.
 _REQUIRED_COLUMNS = ("prompt", "dimension", "chosen_video", "rejected_video", "margin", "tie")
 # Keys the collator adds that are labels for the loss, not model inputs.
-LABEL_KEYS = ("margin", "tie", "dimension_id", "pair_key", "num_skipped")
+LABEL_KEYS = ("margin", "tie", "chosen_score", "rejected_score", "dimension_id", "pair_key", "num_skipped")
+OBJECTIVES = ("pairwise", "regression")
 _PAIR_KEY_BYTES = 8  # a 63-bit id: collisions among a corpus's pairs are negligible
 
 
@@ -77,6 +78,19 @@ class CleveRewardTrainingConfig(RewardConfig):
     towers, where it trades ~20% speed for memory), `bf16=False` (CPU default; GPU recipes set it).
     """
 
+    objective: str = field(
+        default="pairwise",
+        metadata={
+            "help": "pairwise: Bradley–Terry on each pair (Rao–Kupper with ties, see tie_loss); regression: "
+            "fit each video's reward to its normalised score (score_regression_loss; training pairs without "
+            "scores, i.e. votes and A / B labels, are dropped).",
+            "choices": list(OBJECTIVES),
+        },
+    )
+    regression_scale: float = field(
+        default=4.0,
+        metadata={"help": "regression: reward units per unit of normalised score (targets in ±scale / 2)."},
+    )
     tie_loss: bool = field(
         default=True,
         metadata={
@@ -150,6 +164,10 @@ class CleveRewardTrainingConfig(RewardConfig):
             raise ValueError(
                 f"tie_nu_init must be > 0 (ν = 0 gives ties probability 0), got {self.tie_nu_init}"
             )
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        if self.regression_scale <= 0:
+            raise ValueError(f"regression_scale must be > 0, got {self.regression_scale}")
 
 
 def _stack(videos: dict[str, torch.Tensor], paths: list[str]) -> torch.Tensor:
@@ -208,6 +226,10 @@ class VideoPreferenceCollator:
         batch = self._model_inputs(order, questions + questions, videos, keys) if pairs else {}
         batch["margin"] = torch.tensor([float(row["margin"]) for row, _ in pairs], dtype=torch.float32)
         batch["tie"] = torch.tensor([bool(row["tie"]) for row, _ in pairs], dtype=torch.bool)
+        for column in ("chosen_score", "rejected_score"):  # NaN where the pair has no scores
+            batch[column] = torch.tensor(
+                [float(row.get(column, math.nan)) for row, _ in pairs], dtype=torch.float32
+            )
         batch["dimension_id"] = torch.tensor(
             [CANONICAL_DIMENSIONS.index(row["dimension"]) for row, _ in pairs], dtype=torch.long
         )
@@ -349,6 +371,17 @@ class VideoRewardTrainer(RewardTrainer):
             raise ValueError(
                 f"{dataset_name} dataset has unknown dimensions {unknown}; expected {CANONICAL_DIMENSIONS}"
             )
+        if args.objective == "regression" and dataset_name == "train":
+            scored = dataset.filter(
+                lambda c, r: not (math.isnan(c) or math.isnan(r)),
+                input_columns=["chosen_score", "rejected_score"],
+            )
+            logger.warning(
+                "regression: training on the %d of %d pairs with scores", len(scored), len(dataset)
+            )
+            if len(scored) == 0:
+                raise ValueError("objective 'regression' needs pairs with scores; the training set has none")
+            return scored
         if not args.tie_loss:
             ties = sum(dataset["tie"])
             if ties:
@@ -399,7 +432,8 @@ class VideoRewardTrainer(RewardTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Per-pair loss (`reward.losses`) averaged over the batch, plus TRL's reward-centering term.
 
-        Rao–Kupper when `tie_loss`, else Bradley–Terry; both use `margin_scale · margin` when
+        With `objective="regression"`, `score_regression_loss` on the pairs that have scores.
+        Else Rao–Kupper when `tie_loss`, else Bradley–Terry; both use `margin_scale · margin` when
         `use_margin`. A batch whose pairs were all skipped gives a zero loss that still touches
         every trainable parameter (DDP expects a gradient for each).
         """
@@ -414,7 +448,14 @@ class VideoRewardTrainer(RewardTrainer):
         outputs = model(**inputs)
         chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
         margin = labels["margin"] * self.args.margin_scale if self.args.use_margin else None
-        if self.args.tie_loss:
+        if self.args.objective == "regression":
+            per_pair = score_regression_loss(
+                chosen, rejected, labels["chosen_score"], labels["rejected_score"], self.args.regression_scale
+            )
+            per_pair = per_pair[~per_pair.isnan()]  # evaluation pairs without scores: not fitted
+            if per_pair.numel() == 0:
+                per_pair = (chosen.sum() + rejected.sum()).unsqueeze(0) * 0.0
+        elif self.args.tie_loss:
             per_pair = rao_kupper_loss(chosen, rejected, labels["tie"], self.tie_nu, margin)
         else:
             per_pair = bradley_terry_loss(chosen, rejected, margin)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from reward.losses import bradley_terry_loss, center_rewards_penalty, rao_kupper_loss
+from reward.losses import bradley_terry_loss, center_rewards_penalty, rao_kupper_loss, score_regression_loss
 
 
 def sigmoid(x: float) -> float:
@@ -74,3 +74,12 @@ def test_rao_kupper_nu_gradient_flows_for_a_learned_threshold():
 def test_center_rewards_penalty():
     penalty = center_rewards_penalty(torch.tensor([1.0, -2.0]), torch.tensor([2.0, 2.0]), coefficient=0.01)
     assert penalty.tolist() == pytest.approx([0.09, 0.0])
+
+
+def test_score_regression_by_hand():
+    chosen, rejected = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 0.5])
+    scores_c, scores_r = torch.tensor([1.0, 0.5]), torch.tensor([0.0, float("nan")])
+    loss = score_regression_loss(chosen, rejected, scores_c, scores_r, scale=4.0)
+    # targets 4 (1 - 0.5) = 2 and 4 (0 - 0.5) = -2: ½ [(1 - 2)² + (-1 + 2)²] = 1
+    assert loss[0].item() == pytest.approx(1.0)
+    assert math.isnan(loss[1].item())  # a missing score is not silently a zero target

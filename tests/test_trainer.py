@@ -166,6 +166,27 @@ def test_without_tie_loss_ties_are_dropped_and_counted(corpus, tmp_path, caplog)
     assert "dropping 3 tie pairs" in caplog.text
 
 
+def test_regression_objective_fits_scores_and_drops_unscored_pairs(corpus, tmp_path, caplog):
+    model, tokenizer = tiny_model(corpus)
+    # Even pairs carry scores (chosen 1, rejected 0); odd ones are votes without scores.
+    train = corpus.pairs["train"].map(
+        lambda row, i: {"chosen_score": 1.0 if i % 2 == 0 else float("nan"),
+                        "rejected_score": 0.0 if i % 2 == 0 else float("nan")},
+        with_indices=True,
+    )  # fmt: skip
+    args = training_args(tmp_path, objective="regression", regression_scale=4.0, max_steps=12)
+    trainer = VideoRewardTrainer(
+        model=model, args=args, train_dataset=train, processing_class=tokenizer, video_root=corpus.video_root
+    )
+    assert len(trainer.train_dataset) == (len(train) + 1) // 2
+    assert "regression: training on the" in caplog.text
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="objective must be one of"):
+        training_args(tmp_path, objective="listwise")
+
+
 def test_unreadable_videos_are_skipped_counted_and_named(corpus, tmp_path):
     model, tokenizer = tiny_model(corpus)
     corrupt = tmp_path / "corrupt.mp4"

@@ -1,0 +1,219 @@
+"""The VideoCross experiment on the graded world: does merging scoring datasets make a better reward?
+
+    clevereward experiment videocross --out runs/videocross [--seeds 0 1 2]
+
+For each seed: simulate the graded world's five sources and benchmarks (`reward.graded`), then
+train one dual encoder (configs/reward/graded.yaml) per training set and evaluate it on the test
+benchmark (colour-shape pairs no source contains), its tie threshold calibrated on the
+validation benchmark:
+
+- each source alone;
+- all five merged with VideoCross harmonisation (`clevereward data build`: per-source scales
+  normalised to [0, 1], source dimensions mapped to the canonical ones, margins from normalised
+  gaps, ties kept);
+- all five merged naively: every label read as one `overall` judgment (no dimension mapping) on
+  its raw scale (MOS 0-100, ratings 1-4 / 1-5: no normalisation, so gaps and margins are raw);
+- the harmonised merge at label budgets of 10 % and 30 % of every source's rows (a seeded
+  subsample), and at each budget (100 % too) with the pointwise regression objective instead of
+  the pairwise one (`--objective regression`: it can use only the rows that carry scores).
+
+Writes `<out>/results.json` (every run's report), `<out>/table.md` (mean +- spread over seeds)
+and `<out>/accuracy.png`; a rerun reuses finished runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from reward.build import BuildConfig, build_corpus
+from reward.commands import CommandParser
+from reward.files import atomic_write, write_json
+from reward.graded import read_simulated, simulate_sources
+from reward.sources import SourceData
+
+__all__ = [
+    "RECIPE",
+    "BUDGETS",
+    "naive",
+    "subsample",
+    "training_sets",
+    "run_experiment",
+    "format_results",
+    "main",
+]
+
+RECIPE = "configs/reward/graded.yaml"
+MERGED, NAIVE = "merged (VideoCross)", "merged (naive)"
+# every record in train: the benchmarks are the validation and test splits
+ALL_TRAIN = BuildConfig(validation_fraction=0.0, test_fraction=0.0)
+RAW_SCALE = (0.0, 1.0)  # normalise(score, (0, 1)) leaves a raw score as it is
+METRICS = ("accuracy", "accuracy_with_ties", "srcc")
+BUDGETS = (0.1, 0.3, 1.0)  # shares of every source's rows
+OBJECTIVES = ("pairwise", "regression")
+
+
+def naive(data: SourceData) -> SourceData:
+    """`data` merged without harmonisation: one `overall` dimension, raw scores, raw margins."""
+    return dataclasses.replace(
+        data,
+        scores=[dataclasses.replace(r, dimension="overall") for r in data.scores],
+        pairs=[dataclasses.replace(r, dimension="overall") for r in data.pairs],
+        scales=dict.fromkeys(["overall"], RAW_SCALE),
+    )
+
+
+def subsample(data: SourceData, fraction: float, seed: int) -> SourceData:
+    """A seeded `fraction` of the source's records (scores and pairs alike, at least one of each kind)."""
+    rng = np.random.default_rng(seed)
+
+    def keep(records: list) -> list:
+        if not records:
+            return records
+        count = max(1, round(fraction * len(records)))
+        return [records[i] for i in sorted(rng.choice(len(records), size=count, replace=False))]
+
+    return dataclasses.replace(data, scores=keep(data.scores), pairs=keep(data.pairs))
+
+
+def training_sets(world: Path, seed: int) -> dict[str, tuple[list[SourceData], str]]:
+    """{training set name: (its sources, objective)} for a simulated world."""
+    manifest = json.loads((world / "manifest.json").read_text())
+    sources = {name: read_simulated(world, name) for name in manifest["sources"]}
+    sets = {name: ([data], "pairwise") for name, data in sources.items()}
+    sets[MERGED] = (list(sources.values()), "pairwise")
+    sets[NAIVE] = ([naive(data) for data in sources.values()], "pairwise")
+    for budget in BUDGETS:
+        subset = (
+            [subsample(data, budget, seed) for data in sources.values()]
+            if budget < 1
+            else list(sources.values())
+        )
+        for objective in OBJECTIVES:
+            if (budget, objective) != (1.0, "pairwise"):  # that one is MERGED
+                sets[f"{MERGED} {objective} {budget:.0%}"] = (subset, objective)
+    return sets
+
+
+def _corpus(world: Path, sources: list[SourceData], out: Path) -> Path:
+    """A corpus folder: train = `sources`' pairs, validation / test = the benchmarks' pairs."""
+    import datasets
+
+    from reward.pairs import save_corpus
+
+    train, _ = build_corpus(sources, world, ALL_TRAIN)
+    splits = {"train": train["train"]}
+    for split in ("validation", "test"):
+        benchmark, _ = build_corpus([read_simulated(world, split)], world, ALL_TRAIN)
+        splits[split] = benchmark["train"]
+    save_corpus(out, datasets.DatasetDict(splits), world, meta={"sources": sorted({s.name for s in sources})})
+    return out
+
+
+def _train_and_evaluate(corpus: Path, out: Path, seed: int, objective: str) -> dict:
+    """Train the recipe on `corpus` and evaluate it on its test split (ties calibrated on validation)."""
+    from reward import train as reward_train
+    from reward.evaluate import evaluate_corpus
+    from reward.pairs import load_corpus
+    from reward.recipes import resolve_config
+    from reward.scoring import load_scorer
+
+    argv = ["--config", str(resolve_config(RECIPE)), "--data_dir", str(corpus), "--output_dir", str(out / "model"),
+            "--seed", str(seed), "--final_eval_splits", "validation", "--objective", objective]  # fmt: skip
+    if reward_train.main(argv) != 0:
+        raise RuntimeError(f"training on {corpus} failed")
+    return evaluate_corpus(
+        load_scorer(out / "model"), load_corpus(corpus), "test", out_dir=out / "eval", progress=False
+    )
+
+
+def _summary(report: dict) -> dict:
+    """The figures the table shows: mean over dimensions, and Overall alone."""
+    overall = report["dimensions"].get("overall", {})
+    return {
+        **{f"mean_{m}": report["overall"][m] for m in METRICS},
+        **{f"overall_{m}": overall.get(m) for m in METRICS},
+        "tie_threshold": report["tie_threshold"],
+    }
+
+
+def run_experiment(out: str | os.PathLike, seeds: list[int], log=print) -> dict:
+    """Every (seed, training set) run under `out` (finished runs are reused); the results by set."""
+    out = Path(out)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for seed in seeds:
+        world = out / f"seed-{seed}" / "world"
+        if not (world / "manifest.json").is_file():
+            simulate_sources(world, seed=seed, log=log)
+        for name, (sources, objective) in training_sets(world, seed).items():
+            key = f"{name} | seed {seed}"
+            if key in results:
+                continue
+            folder = out / f"seed-{seed}" / "".join(c if c.isalnum() else "_" for c in name)
+            report = _train_and_evaluate(_corpus(world, sources, folder / "corpus"), folder, seed, objective)
+            results[key] = {"set": name, "seed": seed, **_summary(report), "report": report}
+            write_json(results_path, results)
+            log(f"{key}: accuracy {results[key]['mean_accuracy']:.3f}")
+    return results
+
+
+def format_results(results: dict) -> str:
+    """Markdown table: per training set, mean +- spread (std over seeds) of each figure."""
+    sets = list(dict.fromkeys(r["set"] for r in results.values()))
+    columns = [("mean_accuracy", "acc. (no ties)"), ("mean_accuracy_with_ties", "acc. with ties"),
+               ("mean_srcc", "SRCC"), ("overall_accuracy", "Overall acc."), ("tie_threshold", "ε")]  # fmt: skip
+    lines = ["| training set | seeds | " + " | ".join(c for _, c in columns) + " |",
+             "| --- | --- |" + " --- |" * len(columns)]  # fmt: skip
+    for name in sets:
+        runs = [r for r in results.values() if r["set"] == name]
+        cells = []
+        for key, _ in columns:
+            values = np.array([r[key] for r in runs if r[key] is not None], dtype=float)
+            scale = 1.0 if key in ("mean_srcc", "tie_threshold") else 100.0
+            cells.append(f"{scale * values.mean():.2f} ± {scale * values.std():.2f}" if len(values) else "—")
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_results(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(r["set"] for r in results.values()))
+    means = [np.mean([r["mean_accuracy"] for r in results.values() if r["set"] == s]) for s in sets]
+    spreads = [np.std([r["mean_accuracy"] for r in results.values() if r["set"] == s]) for s in sets]
+    figure, axis = plt.subplots(figsize=(8, 3.5))
+    axis.barh(sets, [100 * m for m in means], xerr=[100 * s for s in spreads], color="tab:blue")
+    axis.set_xlabel("test-benchmark accuracy without ties (%), mean over dimensions")
+    axis.invert_yaxis()
+    figure.tight_layout()
+    with atomic_write(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=120)
+    plt.close(figure)
+
+
+def _parser() -> CommandParser:
+    parser = CommandParser("clevereward experiment videocross", __doc__)
+    parser.add_argument("--out", required=True, help="experiment folder (a rerun reuses finished runs)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="world and training seeds")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if any(seed < 0 for seed in args.seeds):
+        _parser().error(f"--seeds must be >= 0, got {args.seeds}")
+    results = run_experiment(args.out, args.seeds)
+    table = format_results(results)
+    with atomic_write(Path(args.out) / "table.md") as f:
+        f.write(table + "\n")
+    plot_results(results, Path(args.out) / "accuracy.png")
+    print(table)
+    return 0
