@@ -209,7 +209,7 @@ def _parser() -> CommandParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if any(seed < 0 for seed in args.seeds):
-        _parser().error(f"--seeds must be >= 0, got {args.seeds}")
+        raise ValueError(f"--seeds must be >= 0, got {args.seeds}")
     results = run_experiment(args.out, args.seeds)
     table = format_results(results)
     with atomic_write(Path(args.out) / "table.md") as f:

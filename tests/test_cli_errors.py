@@ -9,6 +9,7 @@ BAD = {
     "demo": (["demo", "--reward-config", "missing.yaml"], "config file missing.yaml does not exist"),
     "data synth": (["data", "synth", "--out", "{tmp}/w", "--pairs-per-dimension", "1"], "need at least 3 pairs per dimension (one per split), got 1"),
     "data simulate": (["data", "simulate", "--out", "{tmp}/g", "--prompts", "40"], "40 prompts asked of the train split, which has 28 captions"),
+    "experiment videocross": (["experiment", "videocross", "--out", "{tmp}/x", "--seeds", "-1"], "--seeds must be >= 0, got [-1]"),
     "data build": (["data", "build", "--source", "t2vqa={tmp}/info.txt", "--video-root", "{tmp}", "--out", "{tmp}/c"],
                    "source 't2vqa': {tmp}/info.txt does not exist"),
     "data inspect": (["data", "inspect", "{tmp}/nothing"], "corpus.json is missing"),
