@@ -114,21 +114,34 @@ def _corpus(world: Path, sources: list[SourceData], out: Path) -> Path:
     return out
 
 
-def _train_and_evaluate(corpus: Path, out: Path, seed: int, objective: str) -> dict:
-    """Train the recipe on `corpus` and evaluate it on its test split (ties calibrated on validation)."""
+def _train(corpus: Path, out: Path, seed: int, objective: str, epochs: float | None) -> Path:
+    """Train the recipe on `corpus` into `out/model` (`epochs` overrides the recipe's)."""
     from reward import train as reward_train
-    from reward.evaluate import evaluate_corpus
-    from reward.pairs import load_corpus
     from reward.recipes import resolve_config
-    from reward.scoring import load_scorer
 
     argv = ["--config", str(resolve_config(RECIPE)), "--data_dir", str(corpus), "--output_dir", str(out / "model"),
             "--seed", str(seed), "--final_eval_splits", "validation", "--objective", objective]  # fmt: skip
+    if epochs is not None:
+        argv += ["--num_train_epochs", str(epochs)]
     if reward_train.main(argv) != 0:
         raise RuntimeError(f"training on {corpus} failed")
-    return evaluate_corpus(
-        load_scorer(out / "model"), load_corpus(corpus), "test", out_dir=out / "eval", progress=False
-    )
+    return out / "model"
+
+
+def _evaluate(model: Path, corpus: Path, split: str, out: Path | None = None) -> dict:
+    """`evaluate_corpus` of a trained model on a benchmark split (ties calibrated on validation)."""
+    from reward.evaluate import evaluate_corpus
+    from reward.pairs import load_corpus
+    from reward.scoring import load_scorer
+
+    return evaluate_corpus(load_scorer(model), load_corpus(corpus), split, out_dir=out, progress=False)
+
+
+def _train_and_evaluate(
+    corpus: Path, out: Path, seed: int, objective: str, epochs: float | None = None
+) -> dict:
+    """Train on `corpus`; its test-benchmark report (also written under `out/eval`)."""
+    return _evaluate(_train(corpus, out, seed, objective, epochs), corpus, "test", out / "eval")
 
 
 def _summary(report: dict) -> dict:
@@ -141,8 +154,22 @@ def _summary(report: dict) -> dict:
     }
 
 
-def run_experiment(out: str | os.PathLike, seeds: list[int], log=print) -> dict:
-    """Every (seed, training set) run under `out` (finished runs are reused); the results by set."""
+def _run_folder(out: Path, seed: int, name: str) -> Path:
+    return out / f"seed-{seed}" / "".join(c if c.isalnum() else "_" for c in name)
+
+
+def run_experiment(
+    out: str | os.PathLike,
+    seeds: list[int],
+    sets: list[str] | None = None,
+    epochs: float | None = None,
+    log=print,
+) -> dict:
+    """Every (seed, training set) run under `out` (finished runs are reused); the results by set.
+
+    `sets` restricts the training sets (default: all); `epochs` overrides the recipe's (for a sweep
+    on the validation benchmark). Each result holds the test report and the validation accuracy.
+    """
     out = Path(out)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
@@ -150,22 +177,31 @@ def run_experiment(out: str | os.PathLike, seeds: list[int], log=print) -> dict:
         world = out / f"seed-{seed}" / "world"
         if not (world / "manifest.json").is_file():
             simulate_sources(world, seed=seed, log=log)
-        for name, (sources, objective) in training_sets(world, seed).items():
-            key = f"{name} | seed {seed}"
-            if key in results:
+        available = training_sets(world, seed)
+        unknown = sorted(set(sets or ()) - set(available))
+        if unknown:
+            raise ValueError(f"unknown training sets {unknown}; expected some of {list(available)}")
+        for name, (sources, objective) in available.items():
+            if sets is not None and name not in sets:
                 continue
-            folder = out / f"seed-{seed}" / "".join(c if c.isalnum() else "_" for c in name)
-            report = _train_and_evaluate(_corpus(world, sources, folder / "corpus"), folder, seed, objective)
-            results[key] = {"set": name, "seed": seed, **_summary(report), "report": report}
+            key, folder = f"{name} | seed {seed}", _run_folder(out, seed, name)
+            if key not in results:
+                corpus = _corpus(world, sources, folder / "corpus")
+                report = _train_and_evaluate(corpus, folder, seed, objective, epochs)
+                results[key] = {"set": name, "seed": seed, **_summary(report), "report": report}
+            if "validation_accuracy" not in results[key]:  # runs measured before it was recorded
+                validation = _evaluate(folder / "model", folder / "corpus", "validation")
+                results[key]["validation_accuracy"] = validation["overall"]["accuracy"]
             write_json(results_path, results)
-            log(f"{key}: accuracy {results[key]['mean_accuracy']:.3f}")
+            entry = results[key]
+            log(f"{key}: test {entry['mean_accuracy']:.3f}, validation {entry['validation_accuracy']:.3f}")
     return results
 
 
 def format_results(results: dict) -> str:
     """Markdown table: per training set, mean +- spread (std over seeds) of each figure."""
     sets = list(dict.fromkeys(r["set"] for r in results.values()))
-    columns = [("mean_accuracy", "acc. (no ties)"), ("mean_accuracy_with_ties", "acc. with ties"),
+    columns = [("validation_accuracy", "validation acc."), ("mean_accuracy", "acc. (no ties)"), ("mean_accuracy_with_ties", "acc. with ties"),
                ("mean_srcc", "SRCC"), ("overall_accuracy", "Overall acc."), ("tie_threshold", "ε")]  # fmt: skip
     lines = ["| training set | seeds | " + " | ".join(c for _, c in columns) + " |",
              "| --- | --- |" + " --- |" * len(columns)]  # fmt: skip
@@ -173,7 +209,7 @@ def format_results(results: dict) -> str:
         runs = [r for r in results.values() if r["set"] == name]
         cells = []
         for key, _ in columns:
-            values = np.array([r[key] for r in runs if r[key] is not None], dtype=float)
+            values = np.array([r[key] for r in runs if r.get(key) is not None], dtype=float)
             scale = 1.0 if key in ("mean_srcc", "tie_threshold") else 100.0
             cells.append(f"{scale * values.mean():.2f} ± {scale * values.std():.2f}" if len(values) else "—")
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
@@ -203,6 +239,13 @@ def _parser() -> CommandParser:
     parser = CommandParser("clevereward experiment videocross", __doc__)
     parser.add_argument("--out", required=True, help="experiment folder (a rerun reuses finished runs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="world and training seeds")
+    parser.add_argument("--sets", nargs="+", default=None, help="only these training sets (default: all)")
+    parser.add_argument(
+        "--epochs",
+        type=float,
+        default=None,
+        help="training epochs (default: the recipe's); sweep it on validation",
+    )
     return parser
 
 
@@ -210,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if any(seed < 0 for seed in args.seeds):
         raise ValueError(f"--seeds must be >= 0, got {args.seeds}")
-    results = run_experiment(args.out, args.seeds)
+    results = run_experiment(args.out, args.seeds, args.sets, args.epochs)
     table = format_results(results)
     with atomic_write(Path(args.out) / "table.md") as f:
         f.write(table + "\n")

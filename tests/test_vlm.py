@@ -382,6 +382,37 @@ def test_trainer_updates_every_parameter_and_fits_a_batch(
     assert len(logged) == 8 and logged[0] == pytest.approx(before_loss, abs=1e-4)
 
 
+def test_regression_objective_fits_a_vlm_to_scores(backbone_dir, synthetic_corpus_dir, tmp_path, processor):
+    """objective: regression through the same trainer: the VLM's rewards move to s (y - 1/2)."""
+    from reward.trainer import LABEL_KEYS, VideoPreferenceCollator, VideoRewardTrainer
+
+    corpus, train = dimension_pairs(synthetic_corpus_dir, "train", "dynamic_degree")
+    pairs = (train.select([0] * 4) if len(train) < 4 else train.select(range(4))).map(
+        lambda row: {"chosen_score": 1.0, "rejected_score": 0.0}
+    )
+    torch.manual_seed(0)
+    model = VLMRewardModel.from_backbone(
+        str(backbone_dir), num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, dimensions=["dynamic_degree"]
+    )
+    batch = VideoPreferenceCollator(model, processor, corpus.video_root)([pairs[i] for i in range(4)])
+    inputs = {k: v for k, v in batch.items() if k not in LABEL_KEYS}
+
+    def error() -> float:  # mean squared distance of the rewards to their targets +2 / -2
+        with torch.no_grad():
+            chosen, rejected = model(**inputs).logits.squeeze(-1).chunk(2)
+        return (((chosen - 2) ** 2 + (rejected + 2) ** 2) / 2).mean().item()
+
+    before = error()
+    args = training_args(tmp_path, max_steps=8, objective="regression", regression_scale=4.0)
+    trainer = VideoRewardTrainer(
+        model=model, args=args, train_dataset=pairs, processing_class=processor, video_root=corpus.video_root
+    )
+    trainer.train()
+    logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert logged[0] == pytest.approx(before, abs=1e-4)  # the loss trained is this regression error
+    assert error() < before - 0.1
+
+
 def test_train_entry_point_trains_lora_and_saves_a_scorable_model(
     backbone_dir, synthetic_corpus_dir, tmp_path
 ):
