@@ -93,6 +93,7 @@ def stand_ins(tmp_path_factory):
 
 REWARD_STAND_INS = {
     "synthetic.yaml": [],
+    "graded.yaml": [],  # its corpus is the experiment's; the synthetic stand-in has the same columns
     "clip-t5-videocross.yaml": ["--video_tower", "{root}/clip", "--text_tower", "{root}/t5", "--frame_size", "32",
                                 "32", "--num_frames", "2", "--bf16", "false",
                                 "--embedding_cache_dir", "{tmp}/cache"],
