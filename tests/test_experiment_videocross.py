@@ -66,6 +66,6 @@ def test_one_run_trains_on_the_sources_and_reports_the_test_benchmark(world, tmp
     assert report["split"] == "test" and report["tie_threshold_source"] == "validation"
     assert 0.0 <= report["overall"]["accuracy"] <= 1.0 and not math.isnan(report["overall"]["srcc"])
     row = {"set": "videofeedback", "seed": 0, "mean_accuracy": 0.7, "mean_accuracy_with_ties": 0.5,
-           "mean_srcc": 0.4, "overall_accuracy": 0.6, "tie_threshold": 0.1}  # fmt: skip
+           "mean_srcc": 0.4, "overall_accuracy": 0.6, "tie_threshold": 0.1, "validation_accuracy": 0.5}  # fmt: skip
     table = format_results({"a": row, "b": {**row, "seed": 1, "mean_accuracy": 0.8}})
-    assert "| videofeedback | 2 | 75.00 ± 5.00 |" in table
+    assert "| videofeedback | 2 | 50.00 ± 0.00 | 75.00 ± 5.00 |" in table  # validation, then test
