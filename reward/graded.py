@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reward.files import write_json
+from reward.files import atomic_write, write_json
 from reward.formats import (
     write_fetv,
     write_genai_bench,
@@ -48,23 +48,21 @@ from reward.formats import (
 )
 from reward.sources import (
     FETV_DIMENSIONS,
+    FETV_SCALE,
     VIDEOFEEDBACK_DIMENSIONS,
+    VIDEOFEEDBACK_SCALE,
     SourceData,
     read_source,
     with_video_folder,
 )
 from reward.synthetic import (
+    ATTRIBUTE_VALUES,
     CAPTIONS,
-    COLORS,
-    DIRECTIONS,
     FLICKER_MAX_AMPLITUDE,
     FPS,
-    FRAME_SIZE,
     NUM_FRAMES,
-    SHAPES,
     Scene,
     _draw,
-    _half_extent,
     _to_frames,
     add_noise,
     caption_split,
@@ -72,6 +70,7 @@ from reward.synthetic import (
     flicker,
     gaussian_blur,
     scene_centres,
+    teleport_frames,
 )
 from reward.video import write_video
 
@@ -163,7 +162,7 @@ def true_qualities(defects: Defects) -> dict[str, float]:
 class GeneratorModel:
     """A text-to-video "model": a distribution over defects.
 
-    Each defect is present with probability `presence[d]`, and then has a Beta-distributed
+    Each defect is present with probability `presence`, and then has a Beta-distributed
     severity of mean `severity[d]` (concentration `concentration`); `wrong_attributes[k]` is the
     probability of k wrong caption attributes.
     """
@@ -205,10 +204,9 @@ MODELS: dict[str, GeneratorModel] = {
 
 def _wrong_scene(scene: Scene, count: int, rng: np.random.Generator) -> Scene:
     """`scene` with `count` distinct caption attributes replaced by other values."""
-    values = {"color": tuple(COLORS), "shape": SHAPES, "direction": DIRECTIONS}
     changes = {}
-    for attribute in rng.permutation(list(values))[:count]:
-        others = [v for v in values[attribute] if v != getattr(scene, attribute)]
+    for attribute in rng.permutation(list(ATTRIBUTE_VALUES))[:count]:
+        others = [v for v in ATTRIBUTE_VALUES[attribute] if v != getattr(scene, attribute)]
         changes[str(attribute)] = others[rng.integers(len(others))]
     return dataclasses.replace(scene, **changes)
 
@@ -219,9 +217,7 @@ def render_graded(caption: str, defects: Defects, rng: np.random.Generator) -> t
     centres = scene_centres(scene)  # [F, 2]
     centres = centres[:1] + (centres - centres[:1]) * (1.0 - defects.freeze)  # slowed towards a stand-still
     if jumps := round(defects.jumps * JUMP_FRAMES_MAX):
-        frames = rng.choice(NUM_FRAMES, size=jumps, replace=False)
-        half = np.array(_half_extent(scene.shape, scene.scale))
-        centres[frames] = rng.uniform(half, FRAME_SIZE - half, size=(jumps, 2))
+        centres = teleport_frames(scene, centres, jumps, rng)
     pixels = _draw(scene, centres)  # float [F, H, W, C]
     if defects.blur > 0:
         pixels = gaussian_blur(pixels, defects.blur * BLUR_SIGMA_MAX)
@@ -332,7 +328,7 @@ GENAI_BOTH_BAD = 0.35  # a rater votes "both bad" when both videos look worse th
 PAIR_TIE = 0.05  # raters call perceived differences under this a tie / "same"
 
 
-def _scale(value: float, low: int, high: int) -> int:
+def _scale(value: float, low: float, high: float) -> int:
     """A perceived quality in [0, 1] as an integer rating on low..high (rounded, clipped)."""
     return int(np.clip(round(low + value * (high - low)), low, high))
 
@@ -377,28 +373,35 @@ def _captions(split: str, count: int | None, rng: np.random.Generator) -> list[s
     return [captions[i] for i in sorted(rng.choice(len(captions), size=count, replace=False))]
 
 
-def _render_source(spec: SourceSpec, videos: _Videos, rng: np.random.Generator) -> list[_Video]:
-    """The source's videos: `videos_per_prompt` per prompt, each from a model drawn from its mix.
-
-    FETV names a video `<model>/<prompt index>.mp4`, so there every model renders each prompt once.
-    """
+def _render(
+    captions: list[str],
+    models: tuple[str, ...],
+    per_prompt: int,
+    videos: _Videos,
+    rng,
+    every_model: bool = False,
+) -> list[_Video]:
+    """`per_prompt` videos per caption, each from a model drawn from `models`; with `every_model`,
+    each model renders each caption once instead, named `<model>/<caption index>.mp4` as FETV does."""
     rendered = []
-    for p, prompt in enumerate(_captions("train", spec.prompts, rng)):
-        if spec.name == "fetv":
-            models = spec.models
-        else:
-            models = [spec.models[i] for i in rng.integers(len(spec.models), size=spec.videos_per_prompt)]
-        for k, model in enumerate(models):
-            name = f"{model}/{p}.mp4" if spec.name == "fetv" else f"{p:03d}_{k:02d}.mp4"
+    for p, prompt in enumerate(captions):
+        drawn = models if every_model else [models[i] for i in rng.integers(len(models), size=per_prompt)]
+        for k, model in enumerate(drawn):
+            name = f"{model}/{p}.mp4" if every_model else f"{p:03d}_{k:02d}.mp4"
             rendered.append(_Video(prompt, model, name, videos.render(name, prompt, MODELS[model])))
     return rendered
+
+
+def _prompt_pairs(rendered: list[_Video]) -> list[tuple[_Video, _Video]]:
+    """Every pair of videos of the same prompt, in a fixed order."""
+    return [(a, b) for a, b in itertools.combinations(rendered, 2) if a.prompt == b.prompt]
 
 
 def _same_prompt_pairs(
     rendered: list[_Video], rng: np.random.Generator, share: float
 ) -> list[tuple[_Video, _Video]]:
     """A seeded `share` of all same-prompt video pairs, in a fixed order."""
-    pairs = [(a, b) for a, b in itertools.combinations(rendered, 2) if a.prompt == b.prompt]
+    pairs = _prompt_pairs(rendered)
     keep = sorted(rng.choice(len(pairs), size=max(1, round(share * len(pairs))), replace=False))
     return [pairs[i] for i in keep]
 
@@ -410,7 +413,7 @@ def _write_videofeedback(folder: Path, rendered, raters: RaterModel, rng) -> Pat
     rows = []
     for video in rendered:
         seen = raters.mean_perception(video.qualities, rng)
-        scores = {column: _scale(seen[d], 1, 4) for column, d in VIDEOFEEDBACK_FROM.items()}
+        scores = {column: _scale(seen[d], *VIDEOFEEDBACK_SCALE) for column, d in VIDEOFEEDBACK_FROM.items()}
         rows.append({"id": Path(video.name).stem, "prompt": video.prompt, "scores": scores})
     write_videofeedback(folder / "data.parquet", rows)
     return folder / "data.parquet"
@@ -464,7 +467,7 @@ def _write_fetv(folder: Path, rendered, raters: RaterModel, rng) -> Path:
         for rater in range(raters.count):
             seen = raters.perceive(video.qualities, rng)
             ratings[rater][video.model].append(
-                {str(index): {c: _scale(seen[d], 1, 5) for c, d in FETV_FROM.items()}}
+                {str(index): {c: _scale(seen[d], *FETV_SCALE) for c, d in FETV_FROM.items()}}
             )
     write_fetv(folder, prompts, ratings)
     return folder
@@ -484,22 +487,15 @@ def _benchmark(root: Path, split: str, seed: tuple[int, ...], truth: list[dict])
     """A VideoGen-RewardBench CSV on `split`'s captions: every pair of `BENCHMARK_VIDEOS_PER_PROMPT`
     videos per caption (models drawn from all of `MODELS`), labelled from the true qualities."""
     rng = np.random.default_rng(seed)
-    folder = root / split
     videos = _Videos(root, f"{split}/{VIDEO_FOLDER}", seed, truth)
-    names = list(MODELS)
-    rendered = []
-    for p, prompt in enumerate(_captions(split, None, rng)):
-        for k in range(BENCHMARK_VIDEOS_PER_PROMPT):
-            model = names[rng.integers(len(names))]
-            name = f"{p:03d}_{k:02d}.mp4"
-            rendered.append(_Video(prompt, model, name, videos.render(name, prompt, MODELS[model])))
-    pairs = [(a, b) for a, b in itertools.combinations(rendered, 2) if a.prompt == b.prompt]
+    rendered = _render(_captions(split, None, rng), tuple(MODELS), BENCHMARK_VIDEOS_PER_PROMPT, videos, rng)
+    pairs = _prompt_pairs(rendered)
     rows = _rewardbench_rows(pairs, lambda v: v.qualities, BENCHMARK_TIE)
     for row, (a, b) in zip(rows, pairs, strict=True):  # the true qualities as MOS columns: for SRCC
         for column, dimension in REWARDBENCH_FROM.items():
             row[f"MOS_A_{column}"], row[f"MOS_B_{column}"] = a.qualities[dimension], b.qualities[dimension]
-    write_rewardbench(folder / "pairs.csv", rows)
-    return folder / "pairs.csv"
+    write_rewardbench(root / split / "pairs.csv", rows)
+    return root / split / "pairs.csv"
 
 
 def simulate_sources(
@@ -520,7 +516,8 @@ def simulate_sources(
     for index, spec in enumerate(sources):
         rng = np.random.default_rng([seed, index])
         videos = _Videos(root, f"{spec.name}/{VIDEO_FOLDER}", (seed, index), truth)
-        rendered = _render_source(spec, videos, rng)
+        captions = _captions("train", spec.prompts, rng)
+        rendered = _render(captions, spec.models, spec.videos_per_prompt, videos, rng, spec.name == "fetv")
         folder = root / spec.name
         paths[spec.name] = str(_WRITERS[spec.name](folder, rendered, spec.raters, rng).relative_to(root))
         log(f"{spec.name}: {len(rendered)} videos -> {paths[spec.name]}")
@@ -528,7 +525,7 @@ def simulate_sources(
         split: str(_benchmark(root, split, (seed, len(sources) + i), truth).relative_to(root))
         for i, split in enumerate(("validation", "test"))
     }
-    with open(root / TRUTH_FILE, "w") as f:
+    with atomic_write(root / TRUTH_FILE) as f:
         f.writelines(json.dumps(row) + "\n" for row in truth)
     manifest = {
         "world": WORLD_V2,

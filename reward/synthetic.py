@@ -72,7 +72,9 @@ __all__ = [
     "add_noise",
     "gaussian_blur",
     "flicker",
+    "ATTRIBUTE_VALUES",
     "swap_attribute",
+    "teleport_frames",
     "teleport",
     "freeze",
     "render_video",
@@ -117,6 +119,13 @@ DIRECTION_STEPS: dict[str, tuple[int, int]] = {
     "right": (1, 0),
     "up": (0, -1),
     "down": (0, 1),
+}
+
+# The caption's attributes and their values, in caption order.
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
+    "color": tuple(COLORS),
+    "shape": SHAPES,
+    "direction": DIRECTIONS,
 }
 
 CAPTION_TEMPLATE = "a {color} {shape} moving {direction}"
@@ -304,10 +313,17 @@ def flicker(pixels: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 def swap_attribute(scene: Scene, rng: np.random.Generator) -> Scene:
     """The scene with exactly one of color, shape or direction replaced by another value."""
-    attribute = ("color", "shape", "direction")[rng.integers(3)]
-    values = {"color": tuple(COLORS), "shape": SHAPES, "direction": DIRECTIONS}[attribute]
-    others = [v for v in values if v != getattr(scene, attribute)]
+    attribute = tuple(ATTRIBUTE_VALUES)[rng.integers(len(ATTRIBUTE_VALUES))]
+    others = [v for v in ATTRIBUTE_VALUES[attribute] if v != getattr(scene, attribute)]
     return dataclasses.replace(scene, **{attribute: others[rng.integers(len(others))]})
+
+
+def teleport_frames(scene: Scene, centres: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`centres` [F, 2] with the object moved to a random valid position on `count` random frames (in place)."""
+    frames = rng.choice(NUM_FRAMES, size=count, replace=False)
+    half = np.array(_half_extent(scene.shape, scene.scale))
+    centres[frames] = rng.uniform(half, FRAME_SIZE - half, size=(count, 2))
+    return centres
 
 
 def teleport(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -315,12 +331,8 @@ def teleport(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, float]
 
     Returns the centres and the severity, the fraction of frames affected.
     """
-    centres = scene_centres(scene)
     count = int(rng.integers(TELEPORT_FRAMES[0], TELEPORT_FRAMES[1] + 1))
-    frames = rng.choice(NUM_FRAMES, size=count, replace=False)
-    half = np.array(_half_extent(scene.shape, scene.scale))
-    centres[frames] = rng.uniform(half, FRAME_SIZE - half, size=(count, 2))
-    return centres, count / NUM_FRAMES
+    return teleport_frames(scene, scene_centres(scene), count, rng), count / NUM_FRAMES
 
 
 def freeze(scene: Scene) -> np.ndarray:
