@@ -452,9 +452,6 @@ class VideoRewardTrainer(RewardTrainer):
             per_pair = score_regression_loss(
                 chosen, rejected, labels["chosen_score"], labels["rejected_score"], self.args.regression_scale
             )
-            per_pair = per_pair[~per_pair.isnan()]  # evaluation pairs without scores: not fitted
-            if per_pair.numel() == 0:
-                per_pair = (chosen.sum() + rejected.sum()).unsqueeze(0) * 0.0
         elif self.args.tie_loss:
             per_pair = rao_kupper_loss(chosen, rejected, labels["tie"], self.tie_nu, margin)
         else:
@@ -463,7 +460,9 @@ class VideoRewardTrainer(RewardTrainer):
             per_pair = per_pair + center_rewards_penalty(
                 chosen, rejected, self.args.center_rewards_coefficient
             )
-        loss = per_pair.mean()
+        if self.args.objective == "regression":  # evaluation pairs without scores (NaN): not fitted
+            per_pair = per_pair[~per_pair.isnan()]
+        loss = per_pair.mean() if per_pair.numel() else (chosen.sum() + rejected.sum()) * 0.0
         self._record_metrics(mode, chosen.detach(), rejected.detach(), labels)
         return (loss, outputs) if return_outputs else loss
 

@@ -1,6 +1,7 @@
 """TRL's RewardTrainer really trains a tiny CleveReward on a tiny synthetic corpus (reward/trainer.py, reward/train.py)."""
 
 import json
+import math
 
 import datasets
 import pytest
@@ -183,6 +184,15 @@ def test_regression_objective_fits_scores_and_drops_unscored_pairs(corpus, tmp_p
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert losses[-1] < losses[0]
+    # evaluation keeps the unscored pairs, which are not fitted, also with TRL's centering term
+    centred = VideoRewardTrainer(
+        model=model,
+        args=training_args(tmp_path, objective="regression", center_rewards_coefficient=0.01),
+        train_dataset=train,
+        processing_class=tokenizer,
+        video_root=corpus.video_root,
+    )
+    assert math.isfinite(centred.evaluate(train)["eval_loss"])
     with pytest.raises(ValueError, match="objective must be one of"):
         training_args(tmp_path, objective="listwise")
 
