@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reward.build import BuildConfig, build_corpus
+from reward.build import build_corpus
 from reward.commands import CommandParser
 from reward.files import atomic_write, write_json
-from reward.graded import read_simulated, simulate_sources
+from reward.graded import ALL_TRAIN, read_simulated, simulate_sources, simulated_pairs
 from reward.sources import SourceData
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
 
 RECIPE = "configs/reward/graded.yaml"
 MERGED, NAIVE = "merged (VideoCross)", "merged (naive)"
-# every record in train: the benchmarks are the validation and test splits
-ALL_TRAIN = BuildConfig(validation_fraction=0.0, test_fraction=0.0)
 RAW_SCALE = (0.0, 1.0)  # normalise(score, (0, 1)) leaves a raw score as it is
 METRICS = ("accuracy", "accuracy_with_ties", "srcc")
 BUDGETS = (0.1, 0.3, 1.0)  # shares of every source's rows
@@ -99,17 +97,14 @@ def training_sets(world: Path, seed: int) -> dict[str, tuple[list[SourceData], s
     return sets
 
 
-def _corpus(world: Path, sources: list[SourceData], out: Path) -> Path:
-    """A corpus folder: train = `sources`' pairs, validation / test = the benchmarks' pairs."""
+def _corpus(world: Path, sources: list[SourceData], benchmarks: dict, out: Path) -> Path:
+    """A corpus folder: train = `sources`' pairs, validation / test = `benchmarks` (split: pairs)."""
     import datasets
 
     from reward.pairs import save_corpus
 
     train, _ = build_corpus(sources, world, ALL_TRAIN)
-    splits = {"train": train["train"]}
-    for split in ("validation", "test"):
-        benchmark, _ = build_corpus([read_simulated(world, split)], world, ALL_TRAIN)
-        splits[split] = benchmark["train"]
+    splits = {"train": train["train"], **benchmarks}
     save_corpus(out, datasets.DatasetDict(splits), world, meta={"sources": sorted({s.name for s in sources})})
     return out
 
@@ -178,6 +173,9 @@ def run_experiment(
         if not (world / "manifest.json").is_file():
             simulate_sources(world, seed=seed, log=log)
         available = training_sets(world, seed)
+        benchmarks = {
+            split: simulated_pairs(world, split) for split in ("validation", "test")
+        }  # once per world
         unknown = sorted(set(sets or ()) - set(available))
         if unknown:
             raise ValueError(f"unknown training sets {unknown}; expected some of {list(available)}")
@@ -186,7 +184,7 @@ def run_experiment(
                 continue
             key, folder = f"{name} | seed {seed}", _run_folder(out, seed, name)
             if key not in results:
-                corpus = _corpus(world, sources, folder / "corpus")
+                corpus = _corpus(world, sources, benchmarks, folder / "corpus")
                 report = _train_and_evaluate(corpus, folder, seed, objective, epochs)
                 results[key] = {"set": name, "seed": seed, **_summary(report), "report": report}
             if "validation_accuracy" not in results[key]:  # runs measured before it was recorded

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reward.build import BuildConfig, build_corpus
 from reward.files import atomic_write, write_json
 from reward.formats import (
     write_fetv,
@@ -92,6 +93,8 @@ __all__ = [
     "simulate_sources",
     "read_truth",
     "read_simulated",
+    "ALL_TRAIN",
+    "simulated_pairs",
     "label_agreement",
 ]
 
@@ -559,6 +562,16 @@ def read_simulated(out: str | os.PathLike, name: str) -> SourceData:
         raise ValueError(f"{root}: no source or benchmark {name!r}; it has {sorted(paths)}")
     reader = name if name in manifest["sources"] else BENCHMARK_FORMAT
     return with_video_folder(read_source(reader, root / paths[name]), manifest["video_folders"][name])
+
+
+# Every record of a source in one split (train): the benchmarks are separate sources.
+ALL_TRAIN = BuildConfig(validation_fraction=0.0, test_fraction=0.0)
+
+
+def simulated_pairs(out: str | os.PathLike, name: str, config: BuildConfig = ALL_TRAIN):
+    """The pairs `clevereward data build` makes of source or benchmark `name` alone (a `Dataset`)."""
+    pairs, _ = build_corpus([read_simulated(out, name)], out, config)
+    return pairs["train"]
 
 
 def label_agreement(pairs, truth: dict[str, dict]) -> dict[str, float]:

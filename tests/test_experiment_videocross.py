@@ -8,7 +8,6 @@ import pytest
 
 from reward.build import build_corpus
 from reward.experiment import (
-    ALL_TRAIN,
     BUDGETS,
     MERGED,
     NAIVE,
@@ -19,7 +18,7 @@ from reward.experiment import (
     subsample,
     training_sets,
 )
-from reward.graded import SOURCES, read_simulated, simulate_sources
+from reward.graded import ALL_TRAIN, SOURCES, read_simulated, simulate_sources, simulated_pairs
 from reward.pairs import load_corpus
 
 SMALL = tuple(dataclasses.replace(spec, prompts=3, videos_per_prompt=4) for spec in SOURCES)
@@ -58,7 +57,8 @@ def test_subsample_is_a_seeded_share_of_each_record_kind(world):
 
 
 def test_one_run_trains_on_the_sources_and_reports_the_test_benchmark(world, tmp_path):
-    corpus = _corpus(world, [read_simulated(world, "videofeedback")], tmp_path / "corpus")
+    benchmarks = {split: simulated_pairs(world, split) for split in ("validation", "test")}
+    corpus = _corpus(world, [read_simulated(world, "videofeedback")], benchmarks, tmp_path / "corpus")
     splits = load_corpus(corpus).pairs
     benchmark, _ = build_corpus([read_simulated(world, "test")], world, ALL_TRAIN)
     assert len(splits["test"]) == len(benchmark["train"]) and len(splits["validation"]) > 0
