@@ -83,13 +83,22 @@ class CompareConfig:
     steps: int = field(default=50, metadata={"help": "Denoising steps of every sample."})
     guidance: float = field(default=3.0, metadata={"help": "Classifier-free guidance of every sample."})
     seed: int = field(default=0, metadata={"help": "Seed of the training runs."})
+    batch_size: int = field(
+        default=64,
+        metadata={
+            "help": "Videos per pipeline call when evaluating (best-of-N samples N per row: "
+            "all at once would hold every candidate's activations)."
+        },
+    )
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"methods {unknown} unknown; choose from {METHODS}")
-        if self.budget < 1 or self.rounds < 1:
-            raise ValueError(f"budget and rounds must be >= 1, got {self.budget}, {self.rounds}")
+        if self.budget < 1 or self.rounds < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"budget, rounds and batch_size must be >= 1, got {self.budget}, {self.rounds}, {self.batch_size}"
+            )
 
 
 def _prompts(config: CompareConfig) -> dict[str, list[str]]:
@@ -121,7 +130,7 @@ def _evaluate(pipe, config: CompareConfig, reward, folder: Path, prompts: dict, 
     ]  # the eval seeds at best_of 1
     for split in SPLITS:
         result = sample_and_score(pipe, prompts[split], candidates, [reward], num_inference_steps=config.steps,
-                                  guidance_scale=config.guidance)  # fmt: skip
+                                  guidance_scale=config.guidance, batch_size=config.batch_size)  # fmt: skip
         if best_of > 1:
             result = _keep_best(result, reward.name, best_of, config.eval_seeds)
         write_samples(folder / f"eval-{split}", result)
@@ -199,9 +208,11 @@ def _train(method: str, config: CompareConfig, reward, prompts: dict) -> tuple[o
 def run_comparison(config: CompareConfig, log=print) -> dict:
     """Evaluate the base and every method (resuming finished ones); returns and writes the results."""
     from align.cogvideox import adapters_disabled
-    from align.rewards import resolve_reward
+    from align.rewards import differentiable_reward, resolve_reward
     from align.train import build_pipeline
 
+    if "reward_gradient" in config.methods:
+        differentiable_reward(config.reward)  # refuses a reward without gradients before any method runs
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads((out / RESULTS).read_text()) if (out / RESULTS).is_file() else {"methods": {}}

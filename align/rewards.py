@@ -38,6 +38,8 @@ __all__ = [
     "RULE_REWARDS",
     "color_match",
     "motion",
+    "check",
+    "NON_DIFFERENTIABLE_RULES",
     "learned_reward",
     "weighted",
     "normalize_per_prompt",
@@ -177,11 +179,33 @@ def _motion(videos: torch.Tensor, prompts: list[str], dimension: str | None = No
     return (velocity * unit).sum(dim=-1)
 
 
+def _check(videos: torch.Tensor, prompts: list[str], dimension: str | None = None) -> torch.Tensor:
+    """The share of the caption's color, shape and direction the independent check reads back: 0, 1/3, 2/3 or 1.
+
+    An *oracle*, for diagnostics only: it is `align.checker.check_video`, the measurement that
+    judges alignment, so a run driven by it answers "how far could this method move this generator
+    with a perfect reward?" and never counts as a result of the learned reward. Hard masks: not
+    differentiable (`differentiable_reward` refuses it).
+    """
+    from align.checker import ATTRIBUTES, check_video
+
+    for prompt in prompts:
+        _synthetic_caption("check", prompt)
+    parts = [a for a in ATTRIBUTES if a != "prompt_ok"]  # color_ok, shape_ok, direction_ok
+    return torch.tensor(
+        [sum(check_video(v, p)[a] for a in parts) / len(parts) for v, p in zip(videos, prompts)]
+    )
+
+
 color_match = Reward(name="color_match", fn=_color_match, dimension="text_alignment")
 
 motion = Reward(name="motion", fn=_motion, dimension="dynamic_degree")
 
-RULE_REWARDS: dict[str, Reward] = {"color_match": color_match, "motion": motion}
+check = Reward(name="check", fn=_check, dimension="text_alignment")
+
+RULE_REWARDS: dict[str, Reward] = {"color_match": color_match, "motion": motion, "check": check}
+# Rule rewards measured on hard masks: no gradient reaches the pixels.
+NON_DIFFERENTIABLE_RULES = frozenset({"check"})
 
 
 def learned_reward(
@@ -332,6 +356,11 @@ def differentiable_reward(spec: str) -> Callable[[torch.Tensor, list[str]], torc
             rule = RULE_REWARDS.get(one.removeprefix("rule:"))
             if rule is None:
                 raise ValueError(f"unknown rule reward {one!r}; options: {', '.join(_spec_options())}")
+            if rule.name in NON_DIFFERENTIABLE_RULES:
+                raise ValueError(
+                    f"reward {one!r} is measured on hard masks and has no gradient: reward backpropagation "
+                    "needs a learned FOLDER:DIMENSION or rule:color_match / rule:motion"
+                )
             terms.append((rule.fn, None, value))
             continue
         folder, _, dimension = one.rpartition(":")

@@ -3,6 +3,8 @@ evaluation kept as re-measurable samples, a table, a strip grid, and a rerun tha
 
 import json
 
+import pytest
+
 from align.experiment import METHODS, CompareConfig, format_table, run_comparison
 
 
@@ -28,3 +30,11 @@ def test_every_method_runs_within_the_budget_and_resumes(tiny_reward_model_dir, 
     again = []
     run_comparison(config, log=again.append)
     assert again == [f"{m}: done, skipped" for m in METHODS]
+
+
+def test_a_reward_without_gradients_is_refused_before_any_method_runs(tmp_path):
+    config = CompareConfig(generator="tiny", reward="rule:check", out=str(tmp_path / "c"),
+                           methods=["dpo", "reward_gradient"])  # fmt: skip
+    with pytest.raises(ValueError, match="rule:check' is measured on hard masks and has no gradient"):
+        run_comparison(config)
+    assert not (tmp_path / "c").exists()

@@ -6,7 +6,9 @@ import torch
 
 from align.rewards import (
     Reward,
+    check,
     color_match,
+    differentiable_reward,
     learned_reward,
     motion,
     normalize_per_prompt,
@@ -44,6 +46,7 @@ def constant(name: str, values: list[float]) -> Reward:
 REWARD_FACTORIES = {
     "color_match": lambda model_dir: color_match,
     "motion": lambda model_dir: motion,
+    "check": lambda model_dir: check,
     "learned": lambda model_dir: learned_reward(model_dir),
     "learned_dimension": lambda model_dir: learned_reward(model_dir, dimension="visual_quality"),
     "resolved_rule": lambda model_dir: resolve_reward("rule:motion"),
@@ -124,6 +127,20 @@ def test_motion_agrees_with_the_synthetic_measurement(videos):
         assert score == pytest.approx(measured, abs=0.05)
 
 
+def test_check_counts_the_attributes_read_back(videos):
+    """The oracle scores the share of color, shape and direction the independent check reads back."""
+    assert check(videos, CAPTIONS).tolist() == [1.0, 1.0, 1.0]
+    wrong_shape = ["a red square moving left", "a blue square moving up", "a green triangle moving right"]
+    wrong_two = ["a blue circle moving right", "a blue square moving up", "a green triangle moving right"]
+    assert check(videos, wrong_shape).tolist() == [pytest.approx(2 / 3), 1.0, 1.0]
+    assert check(videos, wrong_two).tolist() == [pytest.approx(1 / 3), 1.0, 1.0]
+    frozen = render(CAPTIONS[0], frozen=True)[None]  # no motion: the direction is not read back
+    assert check(frozen, CAPTIONS[:1]).item() == pytest.approx(2 / 3)
+    assert resolve_reward("rule:check") is check
+    with pytest.raises(ValueError, match="rule:check' is measured on hard masks and has no gradient"):
+        differentiable_reward("rule:check")
+
+
 def test_normalize_per_prompt_hand_computed():
     scores = torch.tensor([1.0, 2.0, 4.0, 5.0, 5.0, 7.0])
     prompts = ["a", "a", "a", "b", "b", "c"]
@@ -190,7 +207,9 @@ def test_resolve_reward_specs(tiny_reward_model_dir, tmp_path):
     assert learned.name == str(tiny_reward_model_dir) and learned.dimension is None
     asked = resolve_reward(f"{tiny_reward_model_dir}:visual_quality")
     assert asked.dimension == "visual_quality"
-    with pytest.raises(ValueError, match="unknown rule reward 'rule:beauty'.*rule:color_match, rule:motion"):
+    with pytest.raises(
+        ValueError, match="unknown rule reward 'rule:beauty'.*rule:color_match, rule:motion, rule:check"
+    ):
         resolve_reward("rule:beauty")
     with pytest.raises(FileNotFoundError, match="not a reward model folder; options: rule:color_match"):
         resolve_reward(str(tmp_path / "missing"))

@@ -28,7 +28,7 @@ def _parser() -> CommandParser:
     parser.add_argument(
         "--reward",
         required=True,
-        help="training reward: rule:color_match | rule:motion | MODEL_DIR[:DIMENSION]",
+        help="training reward: rule:color_match | rule:motion | rule:check (oracle) | MODEL_DIR[:DIMENSION]",
     )
     parser.add_argument(
         "--prompts",

@@ -48,7 +48,7 @@ def _parser() -> CommandParser:
         "--reward",
         action="append",
         required=True,
-        help="rule:color_match | rule:motion | MODEL_DIR | MODEL_DIR:DIMENSION; repeat to record "
+        help="rule:color_match | rule:motion | rule:check (oracle) | MODEL_DIR | MODEL_DIR:DIMENSION; repeat to record "
         "several scores, the first one ranks",
     )
     parser.add_argument("--out", required=True, help="output folder (resumes a run already there)")
