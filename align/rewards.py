@@ -39,7 +39,6 @@ __all__ = [
     "color_match",
     "motion",
     "check",
-    "NON_DIFFERENTIABLE_RULES",
     "learned_reward",
     "weighted",
     "normalize_per_prompt",
@@ -83,6 +82,9 @@ class Reward:
     name: str
     fn: ScoreFn
     dimension: str | None = None
+    # False for a score measured on hard masks: no gradient reaches the pixels, so reward
+    # backpropagation (`differentiable_reward`) refuses it.
+    differentiable: bool = True
 
     def __call__(
         self, videos: torch.Tensor, prompts: list[str], dimension: str | None = None
@@ -201,11 +203,9 @@ color_match = Reward(name="color_match", fn=_color_match, dimension="text_alignm
 
 motion = Reward(name="motion", fn=_motion, dimension="dynamic_degree")
 
-check = Reward(name="check", fn=_check, dimension="text_alignment")
+check = Reward(name="check", fn=_check, dimension="text_alignment", differentiable=False)
 
 RULE_REWARDS: dict[str, Reward] = {"color_match": color_match, "motion": motion, "check": check}
-# Rule rewards measured on hard masks: no gradient reaches the pixels.
-NON_DIFFERENTIABLE_RULES = frozenset({"check"})
 
 
 def learned_reward(
@@ -356,10 +356,11 @@ def differentiable_reward(spec: str) -> Callable[[torch.Tensor, list[str]], torc
             rule = RULE_REWARDS.get(one.removeprefix("rule:"))
             if rule is None:
                 raise ValueError(f"unknown rule reward {one!r}; options: {', '.join(_spec_options())}")
-            if rule.name in NON_DIFFERENTIABLE_RULES:
+            if not rule.differentiable:
+                smooth = " / ".join(f"rule:{name}" for name, r in RULE_REWARDS.items() if r.differentiable)
                 raise ValueError(
                     f"reward {one!r} is measured on hard masks and has no gradient: reward backpropagation "
-                    "needs a learned FOLDER:DIMENSION or rule:color_match / rule:motion"
+                    f"needs a learned FOLDER:DIMENSION or {smooth}"
                 )
             terms.append((rule.fn, None, value))
             continue
