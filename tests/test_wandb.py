@@ -28,6 +28,12 @@ def offline_wandb(tmp_path, monkeypatch):
 
 
 def _run_folder(root):
+    import wandb
+
+    # The run file is written by wandb's service process; a finished run may still be flushing, so shut the
+    # service down (which waits for its writers) before reading. Without this the file was seen holding only
+    # its 8-byte header on CI.
+    wandb.teardown()
     runs = sorted((root / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, runs
     history = next(runs[0].glob("run-*.wandb")).read_bytes()  # protobuf records: keys are stored as text
