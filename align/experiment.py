@@ -1,6 +1,6 @@
 """Every alignment method on one budget of reward queries, judged by the independent check.
 
-    clevereward compare --generator runs/world-generator/pipeline --reward runs/rm:text_alignment --out runs/compare
+    clevereward compare --generator world --reward runs/rm:text_alignment --out runs/compare
 
 The base generator is aligned with each method, driven only by the learned reward (`reward`), with
 the same number of reward-model queries (`budget`), and every result is evaluated the same way:
@@ -54,7 +54,8 @@ class CompareConfig:
     """Every option of `clevereward compare` (flat, so `--config x.yaml` works)."""
 
     generator: str = field(
-        default="runs/world-generator/pipeline", metadata={"help": "Base generator folder."}
+        default="world",
+        metadata={"help": "Base generator: 'world' (the committed world generator) or a pipeline folder."},
     )
     reward: str = field(
         default="runs/demo/reward-model:text_alignment",

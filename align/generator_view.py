@@ -1,6 +1,6 @@
 """A pair corpus seen through a generator's decoder: what a reward model must read to judge that generator.
 
-    clevereward data through-generator --corpus runs/demo/data --generator runs/world-generator/pipeline \
+    clevereward data through-generator --corpus runs/demo/data --generator world \
         --out runs/demo/data-generator-view
 
 A reward model trained on clean renderings misreads a small generator's samples (soft, noisy,

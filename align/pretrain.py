@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,12 +37,14 @@ from tqdm.auto import tqdm
 
 from reward.files import append_jsonl, atomic_dir, atomic_write, read_jsonl, write_json
 
-__all__ = ["PretrainConfig", "render_training_clips", "pretrain", "main"]
+__all__ = ["PretrainConfig", "render_training_clips", "pretrain", "write_provenance", "main"]
 
 STAGES = ("vae", "transformer")
 PIPELINE_DIR = "pipeline"
 LOSS_LOG = "loss.jsonl"
 LOSS_PLOT = "loss.png"
+# Beside the pipeline's components: the command line and settings that made it, and the library versions.
+PROVENANCE_FILE = "provenance.json"
 _STAGE_SEED = {"vae": 1, "transformer": 2}  # keeps the two stages' random streams apart
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -317,8 +320,21 @@ def _plot_losses(out: Path) -> None:
         f.write(buffer.getvalue())
 
 
-def pretrain(config: PretrainConfig) -> Path:
-    """Run (or resume) both stages and write `output_dir/pipeline`; returns that folder."""
+def write_provenance(pipeline_dir: Path, config: PretrainConfig, argv: list[str] | None) -> None:
+    """Record in `pipeline_dir/provenance.json` how it was made: the command's arguments, every setting,
+    and the versions of the libraries whose arithmetic the weights depend on."""
+    import diffusers
+    import transformers
+
+    versions = {"torch": torch.__version__, "diffusers": diffusers.__version__,
+                "transformers": transformers.__version__}  # fmt: skip
+    write_json(pipeline_dir / PROVENANCE_FILE, {"argv": argv, "config": asdict(config), "versions": versions})
+
+
+def pretrain(config: PretrainConfig, argv: list[str] | None = None) -> Path:
+    """Run (or resume) both stages and write `output_dir/pipeline`; returns that folder.
+
+    `argv`, the command line it came from (if any), is recorded in the pipeline's provenance.json."""
     from diffusers import CogVideoXPipeline
 
     out = Path(config.output_dir)
@@ -386,6 +402,7 @@ def pretrain(config: PretrainConfig) -> Path:
                              scheduler=scheduler)  # fmt: skip
     with atomic_dir(out / PIPELINE_DIR) as tmp:
         pipe.save_pretrained(tmp)
+        write_provenance(tmp, config, argv)
     return out / PIPELINE_DIR
 
 
@@ -393,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     """Pretrain the world generator."""
     from reward.commands import config_parser
 
+    argv = sys.argv[1:] if argv is None else argv
     (config,) = config_parser(PretrainConfig).parse_args_and_config(argv)
-    print(f"pipeline written to {pretrain(config)}")
+    print(f"pipeline written to {pretrain(config, argv)}")
     return 0
 
 

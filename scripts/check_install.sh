@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A plain (non-editable) `pip install .` into a fresh virtual environment runs the main job's first
 # stage: render the synthetic world, then train CleveReward with the packaged recipe, from a
-# folder with no checkout in it (so the recipes must come from the installed package).
+# folder with no checkout in it (so the recipes must come from the installed package), and loads
+# the world generator whose weights the package carries.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -17,4 +18,5 @@ cd "$work"
 "$work/venv/bin/clevereward" train --config configs/reward/synthetic.yaml --data_dir world \
     --output_dir model --max_steps 2 --dataloader_num_workers 0 --dataloader_persistent_workers false
 test -f model/config.json
+"$py" -c "from align.cogvideox import load_pipeline; load_pipeline('world')"  # the committed generator ships too
 echo "check_install: a non-editable install rendered the world and trained with the packaged recipe"

@@ -1,12 +1,19 @@
-"""`clevereward generator pretrain` for a few steps: a loadable CogVideoXPipeline, deterministic, resumable."""
+"""`clevereward generator pretrain` for a few steps: a loadable CogVideoXPipeline, deterministic, resumable;
+and the committed world generator: the recipe's architecture, and what it draws."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 
+from align.checker import check_samples
 from align.cli import main as cli
-from align.cogvideox import generate, load_pipeline
-from align.pretrain import LOSS_LOG, LOSS_PLOT, PIPELINE_DIR, PretrainConfig, pretrain
+from align.cogvideox import WORLD, WORLD_PIPELINE, generate, load_pipeline
+from align.evaluation import sample_and_score, write_samples
+from align.pretrain import LOSS_LOG, LOSS_PLOT, PIPELINE_DIR, PROVENANCE_FILE, PretrainConfig, pretrain
+from align.pretrain import main as pretrain_main
+from align.rerank import prompts_from
+from reward.commands import config_parser
 
 # The recipe's architecture; only the amount of data and training is cut.
 QUICK = ["--clips_per_caption", "1", "--vae_steps", "4", "--vae_batch_size", "2", "--steps", "4",
@@ -64,3 +71,62 @@ def test_bad_sizes_are_refused():
         PretrainConfig(num_frames=8)
     with pytest.raises(ValueError, match="multiples of 8"):
         PretrainConfig(height=36)
+
+
+# --- The committed world generator ("world"): what made it, that it loads, what it draws ----------------
+
+PROVENANCE = json.loads((WORLD_PIPELINE / PROVENANCE_FILE).read_text())
+# Keys a run writes that do not describe the architecture: library versions, and the VAE's
+# scaling factor, which is measured on the trained VAE's latents.
+UNSTABLE_KEYS = {"_diffusers_version", "transformers_version", "_name_or_path", "scaling_factor"}
+
+
+def _architecture(pipeline_dir):
+    files = {"transformer": "config.json", "vae": "config.json", "text_encoder": "config.json",
+             "scheduler": "scheduler_config.json"}  # fmt: skip
+    return {
+        name: {
+            k: v
+            for k, v in json.loads((pipeline_dir / name / file).read_text()).items()
+            if k not in UNSTABLE_KEYS
+        }
+        for name, file in files.items()
+    }
+
+
+def test_the_committed_generator_is_what_the_recipe_builds(tmp_path):
+    # the committed command, cut to a few steps, builds exactly the committed architecture
+    assert PROVENANCE["argv"][:2] == ["--config", "configs/generator/world.yaml"]
+    assert pretrain_main([*PROVENANCE["argv"], "--output_dir", str(tmp_path), *QUICK]) == 0
+    assert _architecture(tmp_path / PIPELINE_DIR) == _architecture(WORLD_PIPELINE)
+    # and the recorded settings are the recipe's, unchanged since
+    (recipe,) = config_parser(PretrainConfig).parse_args_and_config(PROVENANCE["argv"])
+    assert PROVENANCE["config"] == asdict(recipe)
+    weights = sum(f.stat().st_size for f in WORLD_PIPELINE.rglob("*.safetensors"))
+    assert 0 < weights <= 20 * 2**20, weights  # safetensors only, within the 20 MB the package may carry
+
+
+def _check(pipe, split, seeds, out, steps):
+    write_samples(out, sample_and_score(pipe, prompts_from(f"synthetic:{split}"), seeds, [],
+                                        num_inference_steps=steps, guidance_scale=3.0))  # fmt: skip
+    return check_samples(out)["mean"]
+
+
+def test_the_world_generator_draws_its_train_captions(tmp_path):
+    """Colour and direction nearly always; the whole caption for a majority (the committed figures)."""
+    figures = _check(load_pipeline(WORLD, device="cpu"), "train", [1000, 1001], tmp_path, steps=25)
+    assert figures["color_ok"] >= 0.9 and figures["direction_ok"] >= 0.9, figures
+    assert figures["prompt_ok"] >= 0.5, figures
+    assert figures["frozen"] <= 0.1, figures  # it moves the object
+
+
+@pytest.mark.slow
+def test_the_recipe_reproduces_the_committed_generator(tmp_path):
+    """The full command (~1 h on 2 cores) gives a generator as good as the committed one."""
+    assert pretrain_main([*PROVENANCE["argv"], "--output_dir", str(tmp_path)]) == 0
+    seeds, committed = [1000, 1001, 1002, 1003], PROVENANCE["check"]["train_heldout"]
+    figures = _check(
+        load_pipeline(str(tmp_path / PIPELINE_DIR), device="cpu"), "train", seeds, tmp_path / "s", 50
+    )
+    for measure in ("color_ok", "shape_ok", "direction_ok", "prompt_ok"):
+        assert abs(figures[measure] - committed["mean"][measure]) <= 2 * committed["seed_std"][measure] + 0.02

@@ -35,7 +35,8 @@ The rest of `align` sees videos as float `[B, F, C, H, W]` in [0, 1] and latents
   `CogVideoXPipeline.save_lora_weights` so `pipe.load_lora_weights(dir)` reads them, and the
   reference model is the same transformer inside `adapters_disabled`.
 - **Loading.** `"tiny"` / `"tiny:SEED"` builds a real, randomly initialised `CogVideoXPipeline`
-  from configs (no download) for tests and CPU demos; known hub ids and local folders go through
+  from configs (no download) for tests and CPU demos; `"world"` is the committed world generator
+  (`WORLD_PIPELINE`, a pipeline folder inside the package); known hub ids and local folders go through
   `CogVideoXPipeline.from_pretrained`. Anything else fails in `validate_generator`, before any work.
 """
 
@@ -46,6 +47,8 @@ from align.cogvideox.loading import (
     KNOWN_GENERATORS,
     TINY,
     TINY_VOCABULARY,
+    WORLD,
+    WORLD_PIPELINE,
     GeneratorSpec,
     load_pipeline,
     tiny_pipeline,
@@ -90,6 +93,8 @@ __all__ = [
     "KNOWN_GENERATORS",
     "TINY",
     "TINY_VOCABULARY",
+    "WORLD",
+    "WORLD_PIPELINE",
     "LORA_WEIGHTS_NAME",
     "DEFAULT_LORA_TARGETS",
     "GeneratedBatch",

@@ -1,4 +1,4 @@
-"""CogVideoX loading: known hub ids, local folders, and the built-in tiny generator."""
+"""CogVideoX loading: known hub ids, local folders, the built-in tiny generator and the world generator."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ __all__ = [
     "KNOWN_GENERATORS",
     "TINY",
     "TINY_VOCABULARY",
+    "WORLD",
+    "WORLD_PIPELINE",
     "validate_generator",
     "load_pipeline",
     "tiny_pipeline",
@@ -65,6 +67,11 @@ KNOWN_GENERATORS: dict[str, GeneratorSpec] = {
     ),
 }  # fmt: skip
 TINY = "tiny"
+# The world generator: a small CogVideoX pretrained on the synthetic world, its weights committed inside
+# the package (`clevereward generator pretrain --config configs/generator/world.yaml`, seed 0; how it was
+# made and what it draws: docs/generators.md). "world" loads it like any pipeline folder.
+WORLD = "world"
+WORLD_PIPELINE = Path(__file__).resolve().parent.parent / "world_generator"
 
 # The tiny generator's word list: every word of the synthetic world's captions plus a few common
 # ones; anything else maps to <unk>. Ids 0-2 are T5's pad / eos / unk convention.
@@ -99,6 +106,8 @@ COGVIDEOX_SCHEDULER: dict = dict(
 def validate_generator(generator: str) -> str:
     """Say what `generator` names ("tiny", "hub" or "folder"), or raise ValueError saying what was expected.
 
+    "world" is the folder `WORLD_PIPELINE` (the committed world generator).
+
     Cheap (no download, no model): commands call it on their arguments before any work.
     """
     if generator == TINY or generator.startswith(TINY + TINY_SEED_SEPARATOR):
@@ -108,7 +117,7 @@ def validate_generator(generator: str) -> str:
         return "tiny"
     if generator in KNOWN_GENERATORS:
         return "hub"
-    path = Path(generator)
+    path = WORLD_PIPELINE if generator == WORLD else Path(generator)
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ValueError(
@@ -118,7 +127,7 @@ def validate_generator(generator: str) -> str:
         return "folder"
     raise ValueError(
         f"unknown generator {generator!r}: expected one of {', '.join(KNOWN_GENERATORS)}, "
-        f"'{TINY}' / '{TINY}:SEED', or a local folder holding a saved CogVideoXPipeline (model_index.json)"
+        f"'{TINY}' / '{TINY}:SEED', '{WORLD}', or a local folder holding a saved CogVideoXPipeline (model_index.json)"
     )
 
 
@@ -147,7 +156,7 @@ def load_pipeline(
     """Load a CogVideoX text-to-video pipeline, ready to sample.
 
     `generator`: a known hub id (`KNOWN_GENERATORS`), a local folder with model_index.json, or
-    "tiny" / "tiny:SEED" (`tiny_pipeline`). `dtype` defaults to the model card's precision on a GPU
+    "tiny" / "tiny:SEED" (`tiny_pipeline`), or "world" (the committed world generator). `dtype` defaults to the model card's precision on a GPU
     and float32 on CPU. `cpu_offload`: None (everything on `device`), "model" (one component on
     the GPU at a time) or "sequential" (layer by layer; least memory, slowest). VAE tiling/slicing
     cut the decoder's peak memory. `lora_weights`: a folder written by `save_lora`, loaded on top.
@@ -166,7 +175,8 @@ def load_pipeline(
             pipe.to(dtype=torch_dtype)
     else:
         with explain_missing_model(generator, "generator"):
-            pipe = CogVideoXPipeline.from_pretrained(generator, torch_dtype=torch_dtype)
+            source = WORLD_PIPELINE if generator == WORLD else generator
+            pipe = CogVideoXPipeline.from_pretrained(source, torch_dtype=torch_dtype)
     if lora_weights is not None:
         pipe.load_lora_weights(lora_weights)
     if enable_vae_tiling:

@@ -24,7 +24,7 @@ SYNTHETIC = "synthetic"  # --prompts / --eval-prompts value: the synthetic world
 def _parser() -> CommandParser:
     parser = CommandParser("clevereward align", __doc__)
     parser.add_argument("--rounds", type=int, default=2, help="sample-score-train rounds")
-    parser.add_argument("--generator", default="tiny", help="'tiny', a CogVideoX hub id or folder")
+    parser.add_argument("--generator", default="tiny", help="'tiny', 'world', a CogVideoX hub id or folder")
     parser.add_argument(
         "--reward",
         required=True,

@@ -1,6 +1,6 @@
 """sample prompts x seeds from a generator into mp4 files with a samples.jsonl beside them
 
-    clevereward sample --generator runs/world-generator/pipeline --prompts synthetic:train --seeds 0 1 2 3 \\
+    clevereward sample --generator world --prompts synthetic:train --seeds 0 1 2 3 \\
         --steps 20 --guidance 3 --out runs/world-generator/samples-train
     clevereward check runs/world-generator/samples-train
 
@@ -22,7 +22,9 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = CommandParser("clevereward sample", __doc__)
-    parser.add_argument("--generator", required=True, help="'tiny', a CogVideoX hub id or a pipeline folder")
+    parser.add_argument(
+        "--generator", required=True, help="'tiny', 'world', a CogVideoX hub id or a pipeline folder"
+    )
     parser.add_argument("--lora", help="a LoRA folder (align.train's lora/) to sample the aligned generator")
     parser.add_argument("--prompts", required=True, help="a prompt file, or synthetic:train|validation|test")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="sampling seeds")
