@@ -83,3 +83,16 @@ def test_every_command_has_a_help_page(command, capsys):
         main([*command.split(), "--help"])
     assert done.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--generator", "nowhere"], "unknown generator 'nowhere'"),
+        (["--methods", "dpo", "nope"], "--methods ['nope'] unknown"),
+    ],
+)
+def test_the_demo_refuses_a_bad_alignment_stage_before_any_work(tmp_path, capsys, argv, message):
+    assert main(["demo", "--out", str(tmp_path / "demo"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()  # nothing rendered or trained

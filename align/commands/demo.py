@@ -63,8 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     args.reward_config = str(resolve_config(args.reward_config))
     if not args.skip_align:
         from align.cogvideox import validate_generator
+        from align.experiment import METHODS
 
-        validate_generator(args.generator)  # a wrong name fails now, not after training the reward model
+        # a wrong name fails now, not after training the reward model
+        validate_generator(args.generator)
+        unknown = [method for method in args.methods if method not in METHODS]
+        if unknown:
+            raise ValueError(f"--methods {unknown} unknown; choose from {METHODS}")
     out = Path(args.out)
     model_dir, data_dir = out / "reward-model", out / "data"
     total = time.perf_counter()
