@@ -49,3 +49,23 @@ def test_console_script_starts_without_the_bitsandbytes_kernel_warning():
     )
     assert "usage: clevereward train" in result.stdout
     assert "gemm_4bit_forward" not in result.stderr, result.stderr
+
+
+def test_the_wheel_lists_every_package():
+    """A package missing from pyproject's `packages` is absent from a non-editable install."""
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = set(
+        tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+            "packages"
+        ]
+    )
+    packages = {
+        info.name
+        for package in (reward, align)
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}.")
+        if info.ispkg
+    } | {"reward", "align"}
+    assert packages <= listed, sorted(packages - listed)
