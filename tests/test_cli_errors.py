@@ -89,7 +89,7 @@ def test_every_command_has_a_help_page(command, capsys):
     "argv, message",
     [
         (["--generator", "nowhere"], "unknown generator 'nowhere'"),
-        (["--methods", "dpo", "nope"], "--methods ['nope'] unknown"),
+        (["--methods", "dpo", "nope"], "methods ['nope'] unknown; choose from"),
     ],
 )
 def test_the_demo_refuses_a_bad_alignment_stage_before_any_work(tmp_path, capsys, argv, message):

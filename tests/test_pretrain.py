@@ -9,10 +9,8 @@ import pytest
 from align.checker import check_samples
 from align.cli import main as cli
 from align.cogvideox import WORLD, WORLD_PIPELINE, generate, load_pipeline
-from align.evaluation import sample_and_score, write_samples
 from align.pretrain import LOSS_LOG, LOSS_PLOT, PIPELINE_DIR, PROVENANCE_FILE, PretrainConfig, pretrain
 from align.pretrain import main as pretrain_main
-from align.rerank import prompts_from
 from reward.commands import config_parser
 
 # The recipe's architecture; only the amount of data and training is cut.
@@ -106,15 +104,16 @@ def test_the_committed_generator_is_what_the_recipe_builds(tmp_path):
     assert 0 < weights <= 20 * 2**20, weights  # safetensors only, within the 20 MB the package may carry
 
 
-def _check(pipe, split, seeds, out, steps):
-    write_samples(out, sample_and_score(pipe, prompts_from(f"synthetic:{split}"), seeds, [],
-                                        num_inference_steps=steps, guidance_scale=3.0))  # fmt: skip
+def _check(generator, split, seeds, out, steps):
+    """`clevereward sample` of a split's captions x seeds (guidance 3), then the check's means."""
+    assert cli(["sample", "--generator", generator, "--prompts", f"synthetic:{split}", "--seeds", *map(str, seeds),
+                "--steps", str(steps), "--guidance", "3", "--out", str(out)]) == 0  # fmt: skip
     return check_samples(out)["mean"]
 
 
 def test_the_world_generator_draws_its_train_captions(tmp_path):
     """Colour and direction nearly always; the whole caption for a majority (the committed figures)."""
-    figures = _check(load_pipeline(WORLD, device="cpu"), "train", [1000, 1001], tmp_path, steps=25)
+    figures = _check(WORLD, "train", [1000, 1001], tmp_path, steps=25)
     assert figures["color_ok"] >= 0.9 and figures["direction_ok"] >= 0.9, figures
     assert figures["prompt_ok"] >= 0.5, figures
     assert figures["frozen"] <= 0.1, figures  # it moves the object
@@ -125,8 +124,6 @@ def test_the_recipe_reproduces_the_committed_generator(tmp_path):
     """The full command (~1 h on 2 cores) gives a generator as good as the committed one."""
     assert pretrain_main([*PROVENANCE["argv"], "--output_dir", str(tmp_path)]) == 0
     seeds, committed = [1000, 1001, 1002, 1003], PROVENANCE["check"]["train_heldout"]
-    figures = _check(
-        load_pipeline(str(tmp_path / PIPELINE_DIR), device="cpu"), "train", seeds, tmp_path / "s", 50
-    )
+    figures = _check(str(tmp_path / PIPELINE_DIR), "train", seeds, tmp_path / "s", 50)
     for measure in ("color_ok", "shape_ok", "direction_ok", "prompt_ok"):
         assert abs(figures[measure] - committed["mean"][measure]) <= 2 * committed["seed_std"][measure] + 0.02

@@ -103,6 +103,11 @@ COGVIDEOX_SCHEDULER: dict = dict(
 )
 
 
+def _folder(generator: str) -> Path:
+    """The local folder `generator` names: `WORLD_PIPELINE` for "world", else the path itself."""
+    return WORLD_PIPELINE if generator == WORLD else Path(generator)
+
+
 def validate_generator(generator: str) -> str:
     """Say what `generator` names ("tiny", "hub" or "folder"), or raise ValueError saying what was expected.
 
@@ -117,7 +122,7 @@ def validate_generator(generator: str) -> str:
         return "tiny"
     if generator in KNOWN_GENERATORS:
         return "hub"
-    path = WORLD_PIPELINE if generator == WORLD else Path(generator)
+    path = _folder(generator)
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ValueError(
@@ -175,7 +180,7 @@ def load_pipeline(
             pipe.to(dtype=torch_dtype)
     else:
         with explain_missing_model(generator, "generator"):
-            source = WORLD_PIPELINE if generator == WORLD else generator
+            source = generator if kind == "hub" else str(_folder(generator))
             pipe = CogVideoXPipeline.from_pretrained(source, torch_dtype=torch_dtype)
     if lora_weights is not None:
         pipe.load_lora_weights(lora_weights)

@@ -61,17 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # A recipe is a file, or a name under configs/ that the package ships (works from a wheel too).
     args.reward_config = str(resolve_config(args.reward_config))
-    if not args.skip_align:
-        from align.cogvideox import validate_generator
-        from align.experiment import METHODS
-
-        # a wrong name fails now, not after training the reward model
-        validate_generator(args.generator)
-        unknown = [method for method in args.methods if method not in METHODS]
-        if unknown:
-            raise ValueError(f"--methods {unknown} unknown; choose from {METHODS}")
     out = Path(args.out)
     model_dir, data_dir = out / "reward-model", out / "data"
+    if not args.skip_align:
+        from align.cogvideox import validate_generator
+        from align.experiment import CompareConfig
+
+        # a wrong generator or method fails now, not after training the reward model
+        validate_generator(args.generator)
+        comparison = CompareConfig(
+            generator=args.generator, reward=f"{model_dir}:{DEMO_DIMENSION}", out=str(out / "compare"),
+            methods=list(args.methods), budget=args.budget, steps=DEMO_STEPS,
+        )  # fmt: skip
     total = time.perf_counter()
 
     start = _stage("1. synthetic world + CleveReward training")
@@ -96,13 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_align:
         return 0
 
-    from align import experiment
+    from align.experiment import format_table as format_comparison
+    from align.experiment import run_comparison
 
     start = _stage(f"3. alignment of the {args.generator} generator with the trained reward model")
-    experiment.main(
-        ["--generator", args.generator, "--reward", f"{model_dir}:{DEMO_DIMENSION}", "--budget", str(args.budget),
-         "--steps", str(DEMO_STEPS), "--out", str(out / "compare"), "--methods", *args.methods]
-    )  # fmt: skip
+    print(format_comparison(run_comparison(comparison)))
     _done(start)
     print(f"\nall stages done in {time.perf_counter() - total:.0f} s; outputs under {out}")
     return 0
