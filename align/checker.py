@@ -64,6 +64,7 @@ QUALITY_MEASURES: tuple[str, ...] = ("noise", "blur", "flicker", "jump", "frozen
 # A pixel is a soft edge when its difference from the background lies between these fractions of
 # the object's full contrast (anti-aliasing alone puts a thin ring there; blur widens it).
 _EDGE_BAND = (0.15, 0.85)
+_LISTING_KEYS = ("video", "prompt", "seed")  # a samples.jsonl's fields; any other number is a score
 _FRAMES_READ = 16  # the world's clip length: read_video resamples to it
 _STRIP_FRAMES = 4  # frames shown per sample in the PNG grid
 _STRIP_ROWS = 8  # (prompt, seed) rows at most
@@ -129,7 +130,7 @@ def read_samples(path: str | os.PathLike) -> tuple[Path, list[dict]]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:line {number}: not JSON ({error.msg})") from error
-        missing = [key for key in ("video", "prompt", "seed") if key not in row]
+        missing = [key for key in _LISTING_KEYS if key not in row]
         if missing:
             raise ValueError(f"{path}:line {number}: missing {missing}")
         rows.append(row)
@@ -148,11 +149,29 @@ def _spread(rows: list[dict], key: str) -> float:
     return statistics.stdev(means) if len(means) > 1 else 0.0
 
 
+def _best_of_seeds(rows: list[dict], scores: list[str]) -> dict[str, float]:
+    """Prompt accuracy when one sample per prompt is kept out of its seeds: `any` (the share of
+    prompts with at least one sample that reads back, what a perfect judge would reach) and, per
+    score the listing carries, the share whose top-scored sample reads back.
+
+    The gap between the two says whether a selection-driven method (best-of-N, DPO pairs) is held
+    back by the reward (it picks wrong) or by the generator (no seed draws the prompt)."""
+    by_prompt: dict[str, list[dict]] = {}
+    for row in rows:
+        by_prompt.setdefault(row["prompt"], []).append(row)
+    groups = list(by_prompt.values())
+    table = {"any": statistics.fmean(max(r["prompt_ok"] for r in g) for g in groups)}
+    for score in scores:
+        table[score] = statistics.fmean(max(g, key=lambda r: r[score])["prompt_ok"] for g in groups)
+    return table
+
+
 def check_samples(path: str | os.PathLike) -> dict:
     """Check every sample of a `samples.jsonl`: per-sample rows, means, seed spreads, skipped videos.
 
     Returns {"samples", "prompts", "seeds", "mean": {measure: value}, "seed_std": {measure: value},
-    "rows": [...], "skipped": [{"video", "reason"}]}; `prompt_ok`'s mean is the prompt accuracy.
+    "best_of_seeds": {"any" | score: value} (see `_best_of_seeds`), "rows": [...],
+    "skipped": [{"video", "reason"}]}; `prompt_ok`'s mean is the prompt accuracy.
     """
     folder, listing = read_samples(path)
     rows, skipped = [], []
@@ -166,12 +185,14 @@ def check_samples(path: str | os.PathLike) -> dict:
     if not rows:
         raise ValueError(f"{path}: no readable sample ({len(skipped)} skipped: {skipped[:3]})")
     measures = (*ATTRIBUTES, *QUALITY_MEASURES)
+    scores = [k for k, v in listing[0].items() if k not in _LISTING_KEYS and isinstance(v, (int, float))]
     return {
         "samples": len(rows),
         "prompts": len({r["prompt"] for r in rows}),
         "seeds": len({r["seed"] for r in rows}),
         "mean": {m: statistics.fmean(r[m] for r in rows if not math.isnan(r[m])) for m in measures},
         "seed_std": {m: _spread(rows, m) for m in measures},
+        "best_of_seeds": _best_of_seeds(rows, scores),
         "rows": rows,
         "skipped": skipped,
     }
@@ -210,6 +231,11 @@ def format_check(report: dict, tuned: dict | None = None) -> str:
             note = ("worse" if worse else "better") if entry["significant"] else "within seed spread"
             line += f" {tuned_cell} {entry['gain']:>+9.4f}  {note}"
         lines.append(line)
+    picks = ", ".join(
+        f"top {name} {value:.4f}" for name, value in report["best_of_seeds"].items() if name != "any"
+    )
+    lines.append(f"one sample kept per prompt, out of its {report['seeds']} seeds: prompt accuracy "
+                 f"{report['best_of_seeds']['any']:.4f} at best" + (f"; {picks}" if picks else ""))  # fmt: skip
     if report["skipped"]:
         lines.append(f"skipped {len(report['skipped'])} unreadable videos")
     return "\n".join(lines)

@@ -138,7 +138,7 @@ def _evaluate(pipe, config: CompareConfig, reward, folder: Path, prompts: dict, 
         check = check_samples(folder / f"eval-{split}")
         scores = summarize_scores(result["scores"][reward.name], len(prompts[split]), len(config.eval_seeds))
         out[split] = {"reward": {"mean": scores["mean"], "seed_std": scores["seed_std"]},
-                      "check": {"mean": check["mean"], "seed_std": check["seed_std"]}}  # fmt: skip
+                      "check": {k: check[k] for k in ("mean", "seed_std", "best_of_seeds")}}  # fmt: skip
     return out
 
 

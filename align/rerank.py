@@ -29,6 +29,7 @@ from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
 from align.cogvideox import KNOWN_GENERATORS, generate
+from align.evaluation import SAMPLE_MIN_SIDE
 from align.manifest import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -241,7 +242,7 @@ def rerank(
         for c, candidate_seed_ in enumerate(seeds):
             stem = _CANDIDATE_STEM.format(prompt=index, candidate=c)
             video_rel, latents_rel = f"videos/{stem}.mp4", f"latents/{stem}.safetensors"
-            write_video(_to_uint8(videos[c]), out_dir / video_rel, fps=fps)
+            write_video(_to_uint8(videos[c]), out_dir / video_rel, fps=fps, min_side=SAMPLE_MIN_SIDE)
             with atomic_write(out_dir / latents_rel, mode="wb") as f:
                 f.write(safetensors_bytes({"latents": latents[c].contiguous()}))
             candidates.append(

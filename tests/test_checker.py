@@ -5,7 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from align.checker import ATTRIBUTES, QUALITY_MEASURES, check_samples, check_video, compare_checks
+from align.checker import (
+    ATTRIBUTES,
+    QUALITY_MEASURES,
+    check_samples,
+    check_video,
+    compare_checks,
+    format_check,
+)
 from align.cli import main as cli
 from reward.synthetic import CAPTIONS, render_video
 from reward.video import read_video, write_video
@@ -132,3 +139,37 @@ def test_sample_then_check_a_generator(tmp_path, capsys):
     assert len(rows) == 4 * 2 and all((out / r["video"]).is_file() for r in rows)
     report = check_samples(out)
     assert report["samples"] == 8 and report["mean"]["prompt_ok"] == 0.0  # noise is no colored shape
+
+
+def test_small_samples_are_written_so_the_check_reads_clean_ones_right(tmp_path):
+    """32-px clips (the world generator's size) go through `write_samples`: H.264 at 32 px misreads
+    clean squares and triangles; written with repeated pixels up to 64 px, every one reads right."""
+    import torch
+
+    from align.evaluation import write_samples
+    from reward.video import resample_videos
+
+    captions = [c for c in CAPTIONS if c.split()[2] != "circle"][:16]
+    clips = torch.stack([render_video(c, np.random.default_rng(i)) for i, c in enumerate(captions)])
+    videos = resample_videos(clips.float() / 255, 9, (32, 32))  # [N, 9, C, 32, 32] in [0, 1]
+    write_samples(
+        tmp_path, {"videos": videos, "prompts": captions, "seeds": [0] * len(captions), "scores": {}}
+    )
+    assert read_video(tmp_path / "0000.mp4", 9).shape == (9, 3, 64, 64)
+    report = check_samples(tmp_path)
+    assert report["mean"]["prompt_ok"] == 1.0, [(r["prompt"], r["shape_ok"]) for r in report["rows"]]
+
+
+def test_best_of_seeds_separates_the_generator_from_the_reward(tmp_path):
+    # prompt 0's seed 0 is frozen (fails) and is the one a bad reward scores highest
+    path = _samples(tmp_path, lambda prompt, seed: "freeze" if (prompt, seed) == (CAPTION, 0) else None)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        row["bad_reward"] = float((row["prompt"], row["seed"]) == (CAPTION, 0))
+        row["good_reward"] = -row["bad_reward"]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = check_samples(path)
+    assert report["best_of_seeds"] == {"any": 1.0, "bad_reward": 0.5, "good_reward": 1.0}
+    assert "prompt accuracy 1.0000 at best; top bad_reward 0.5000, top good_reward 1.0000" in format_check(
+        report
+    )

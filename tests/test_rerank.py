@@ -72,7 +72,7 @@ def test_manifest_lists_every_candidate_with_existing_files(samples):
         for cand in entry["candidates"]:
             assert cand["seed"] == candidate_seed(0, entry["index"], cand["candidate"])
             assert set(cand["scores"]) == {"color_match", "motion"}
-            assert read_video(out / cand["video"], 9).shape == (9, 3, 32, 32)
+            assert read_video(out / cand["video"], 9).shape == (9, 3, 64, 64)  # 32 px, pixels repeated
             assert load_file(out / cand["latents"])["latents"].shape == (3, 4, 4, 4)  # [F_lat, C_lat, h, w]
         best = min(entry["candidates"], key=lambda c: c["rank"])
         assert best["chosen"] and best["scores"]["color_match"] == max(
