@@ -279,18 +279,23 @@ def _to_frames(pixels: np.ndarray) -> torch.Tensor:
     )  # [F, H, W, C] -> [F, C, H, W]
 
 
-def _draw(scene: Scene, centres: np.ndarray | None = None) -> np.ndarray:
+def _draw(
+    scene: Scene, centres: np.ndarray | None = None, rgb: tuple[float, float, float] | None = None
+) -> np.ndarray:
     """float32 pixel levels [F, H, W, C] of `scene` (object at `centres`, default its own motion)."""
     centres = scene_centres(scene) if centres is None else centres
     coverage = _coverage(scene.shape, scene.scale, centres)[..., None]  # [F, H, W, 1]
     background = np.array(BACKGROUND, dtype=np.float32)
-    color = np.array(COLORS[scene.color], dtype=np.float32)
+    color = np.array(COLORS[scene.color] if rgb is None else rgb, dtype=np.float32)
     return background + coverage * (color - background)
 
 
-def render_scene(scene: Scene, centres: np.ndarray | None = None) -> torch.Tensor:
-    """uint8 [F, C, H, W] video of `scene`; `centres` [F, 2] overrides the object's positions."""
-    return _to_frames(_draw(scene, centres))
+def render_scene(
+    scene: Scene, centres: np.ndarray | None = None, rgb: tuple[float, float, float] | None = None
+) -> torch.Tensor:
+    """uint8 [F, C, H, W] video of `scene`; `centres` [F, 2] overrides the object's positions and
+    `rgb` (pixel levels) its palette color."""
+    return _to_frames(_draw(scene, centres, rgb))
 
 
 # --- defects: small pure functions on float pixel levels [F, H, W, C] or on the scene -----------

@@ -33,6 +33,7 @@ from reward.synthetic import (
     gaussian_blur,
     iter_synthetic_pairs,
     motion_direction,
+    object_centroids,
     object_displacement,
     parse_caption,
     plan_pairs,
@@ -113,6 +114,17 @@ def test_render_video_layout_background_and_object():
     colors, counts = pixels.unique(dim=0, return_counts=True)
     assert tuple(colors[counts.argmax()].tolist()) == BACKGROUND  # most pixels are background
     assert (pixels == torch.tensor(COLORS["blue"], dtype=torch.uint8)).all(dim=1).any()  # solid fill
+
+
+def test_render_scene_draws_the_object_in_another_color_on_the_same_pixels():
+    scene = draw_scene("a green triangle moving up", rng(2))
+    palette, recolored = render_scene(scene), render_scene(scene, rgb=(240, 30, 220))
+    assert dominant_shape(recolored) == "triangle" and motion_direction(recolored) == "up"
+    # the same place (anti-aliased edges aside)
+    assert np.allclose(object_centroids(palette), object_centroids(recolored), atol=0.7)
+    pixels = recolored.permute(0, 2, 3, 1).reshape(-1, 3)  # [F, C, H, W] -> [F*H*W, C]
+    assert (pixels == torch.tensor((240, 30, 220), dtype=torch.uint8)).all(dim=1).any()  # solid fill
+    assert not (pixels == torch.tensor(COLORS["green"], dtype=torch.uint8)).all(dim=1).any()
 
 
 def test_same_seed_same_video():
