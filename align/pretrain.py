@@ -7,6 +7,10 @@ The model is CogVideoX's real architecture at a small size — diffusers' `Autoe
 trained on renderings of the world's *train-split* captions only, in two stages:
 1. the VAE, on frames: MSE with the object's pixels weighted up (the object is a few percent of
    the frame, and its shape is what the transformer must learn to draw) plus a small KL term;
+   optionally with a margin around the object weighted as the object (a faint halo or a ghost of
+   the neighbouring frame changes the outline the check reads), a little L1, its posterior's mean
+   decoded (as it is used: the transformer's latents are the mean), and every clip also redrawn in
+   an off-palette color (`configs/generator/world-sharp-vae.yaml`);
 2. the transformer and the text encoder together, on the frozen VAE's latents, with CogVideoX's
    v-prediction loss and a share of empty prompts (so classifier-free guidance has an
    unconditional model).
@@ -47,6 +51,10 @@ LOSS_PLOT = "loss.png"
 PROVENANCE_FILE = "provenance.json"
 _STAGE_SEED = {"vae": 1, "transformer": 2}  # keeps the two stages' random streams apart
 LR_SCHEDULES = ("constant", "cosine")
+# Off-palette object colors keep this far (Euclidean, in pixel levels) from every palette color and
+# the background: what is left of the RGB cube (a fifth of it) is cyans, magentas, pinks and near-whites,
+# none of which a person would call red, green, blue or yellow.
+OFF_PALETTE_DISTANCE = 120.0
 
 
 @dataclass
@@ -80,7 +88,30 @@ class PretrainConfig:
     vae_batch_size: int = field(default=8, metadata={"help": "Clips per VAE step."})
     vae_learning_rate: float = field(default=1e-3, metadata={"help": "VAE AdamW learning rate."})
     object_weight: float = field(
-        default=10.0, metadata={"help": "Weight of the object's pixels in the VAE's MSE."}
+        default=10.0, metadata={"help": "Weight of the object's pixels (and its margin) in the VAE's loss."}
+    )
+    object_margin: int = field(
+        default=0,
+        metadata={
+            "help": "Pixels around the object, and frames either side, that weigh as the object in the VAE's loss."
+        },
+    )
+    vae_l1_weight: float = field(
+        default=0.0, metadata={"help": "Weight of an L1 term beside the VAE's squared error."}
+    )
+    vae_off_palette: bool = field(
+        default=False,
+        metadata={
+            "help": "Train the VAE also on every clip redrawn in an off-palette color (no caption names it), so it "
+            "learns to draw any shape in any color rather than the train captions' color–shape pairs."
+        },
+    )
+    vae_decode_mean: bool = field(
+        default=False,
+        metadata={
+            "help": "Decode the posterior's mean in VAE training (as the transformer's latents are), "
+            "not a sample of it."
+        },
     )
     kl_weight: float = field(default=1e-4, metadata={"help": "Weight of the VAE's KL term."})
     # transformer and text encoder
@@ -145,21 +176,39 @@ class PretrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
-def render_training_clips(config: PretrainConfig) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """The train-split clips: float [N, F, C, H, W] in [0, 1], object masks [N, F, 1, H, W], captions [N]."""
-    from reward.synthetic import CAPTIONS, caption_split, foreground_mask, render_video
+def off_palette_color(rng: np.random.Generator) -> tuple[float, float, float]:
+    """A random object color (pixel levels) at least `OFF_PALETTE_DISTANCE` from every palette color and
+    from the background: no caption names it, so no color–shape pair of any split is drawn with it."""
+    from reward.synthetic import BACKGROUND, COLORS
+
+    taken = np.array([*COLORS.values(), BACKGROUND], dtype=np.float64)  # [5, 3]
+    while True:
+        rgb = rng.uniform(0, 255, size=3)
+        if np.linalg.norm(taken - rgb, axis=1).min() >= OFF_PALETTE_DISTANCE:
+            return tuple(float(v) for v in rgb)
+
+
+def render_training_clips(
+    config: PretrainConfig, off_palette: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The train-split clips at the generator's size: float [N, F, C, H, W] in [0, 1], object masks
+    [N, F, 1, H, W] and captions [N].
+
+    With `off_palette`, the same scenes with the object in a random `off_palette_color` instead (for
+    the VAE, which must draw any shape in any color; the captions then name the scene only).
+    """
+    from reward.synthetic import CAPTIONS, caption_split, draw_scene, foreground_mask, render_scene
     from reward.video import resample_videos
 
     captions = [c for c in CAPTIONS if caption_split(c) == "train"]
     clips, masks, names = [], [], []
     for i, caption in enumerate(captions):
         for k in range(config.clips_per_caption):
-            frames = render_video(
-                caption, np.random.default_rng([config.seed, i, k])
-            )  # uint8 [16, C, 64, 64]
-            mask = torch.from_numpy(foreground_mask(frames)).float()[:, None]  # [16, 1, 64, 64]
+            scene = draw_scene(caption, np.random.default_rng([config.seed, i, k]))
+            rgb = off_palette_color(np.random.default_rng([config.seed, i, k, 1])) if off_palette else None
+            frames = render_scene(scene, rgb=rgb)  # uint8 [16, C, 64, 64]
             clips.append(frames.float() / 255)
-            masks.append(mask)
+            masks.append(torch.from_numpy(foreground_mask(frames)).float()[:, None])  # [16, 1, 64, 64]
             names.append(caption)
     size = (config.height, config.width)
     videos = resample_videos(torch.stack(clips), config.num_frames, size)  # [N, F, C, H, W]
@@ -284,6 +333,16 @@ def _run_stage(
         module.eval()
 
 
+def _pixel_weights(masks: torch.Tensor, object_weight: float, margin: int) -> torch.Tensor:
+    """Per-pixel VAE loss weights [N, 1, F, H, W]: `object_weight` on the object and `margin` pixels
+    (and frames) around it, 1 elsewhere; `masks` are the clips' object masks [N, F, 1, H, W]."""
+    cells = masks.permute(0, 2, 1, 3, 4)  # [N, F, 1, H, W] -> [N, 1, F, H, W]
+    if margin:
+        window = (2 * min(margin, 1) + 1, 2 * margin + 1, 2 * margin + 1)  # one frame either side at most
+        cells = F.max_pool3d(cells, kernel_size=window, stride=1, padding=tuple(k // 2 for k in window))
+    return 1 + (object_weight - 1) * cells
+
+
 def _latent_weights(masks: torch.Tensor, latent_shape: torch.Size, object_weight: float) -> torch.Tensor:
     """Per-latent loss weights [N, F_lat, 1, h, w]: `object_weight` where the object is, 1 elsewhere.
 
@@ -346,23 +405,30 @@ def pretrain(config: PretrainConfig, argv: list[str] | None = None) -> Path:
     tokenizer, vae, transformer, text_encoder, scheduler = _models(config)
 
     # Stage 1: the VAE on pixels in [-1, 1] (diffusers' convention), [B, C, F, H, W] layout.
-    pixels = videos.permute(0, 2, 1, 3, 4) * 2 - 1  # [N, F, C, H, W] -> [N, C, F, H, W]
-    weights = 1 + (config.object_weight - 1) * masks.permute(0, 2, 1, 3, 4)  # [N, 1, F, H, W]
+    vae_videos, vae_masks = videos, masks
+    if config.vae_off_palette:
+        recolored, recolored_masks, _ = render_training_clips(config, off_palette=True)
+        vae_videos, vae_masks = torch.cat([videos, recolored]), torch.cat([masks, recolored_masks])
+    vae_pixels = vae_videos.permute(0, 2, 1, 3, 4) * 2 - 1  # [N, F, C, H, W] -> [N, C, F, H, W]
+    weights = _pixel_weights(vae_masks, config.object_weight, config.object_margin)  # [N, 1, F, H, W]
 
     def vae_loss(step: int) -> torch.Tensor:
         index = torch.randint(
-            0, len(pixels), (config.vae_batch_size,), generator=_generator(config, "vae", step)
+            0, len(vae_pixels), (config.vae_batch_size,), generator=_generator(config, "vae", step)
         )
-        posterior = vae.encode(pixels[index]).latent_dist
-        recon = vae.decode(posterior.sample(_generator(config, "vae", -step - 1))).sample
-        mse = (weights[index] * (recon - pixels[index]) ** 2).mean()
-        return mse + config.kl_weight * posterior.kl().mean() / math.prod(posterior.mean.shape[1:])
+        posterior = vae.encode(vae_pixels[index]).latent_dist
+        sample = _generator(config, "vae", -step - 1)
+        z = posterior.mode() if config.vae_decode_mean else posterior.sample(sample)
+        error = vae.decode(z).sample - vae_pixels[index]
+        reconstruction = (weights[index] * (error**2 + config.vae_l1_weight * error.abs())).mean()
+        return reconstruction + config.kl_weight * posterior.kl().mean() / math.prod(posterior.mean.shape[1:])
 
     _run_stage(config, "vae", {"vae": vae}, list(vae.parameters()), config.vae_learning_rate, config.vae_steps,
                vae_loss, out)  # fmt: skip
     vae.requires_grad_(False)
 
     # Stage 2: latents once, scaled to unit variance; the transformer and T5 on them.
+    pixels = videos.permute(0, 2, 1, 3, 4) * 2 - 1  # [N, F, C, H, W] -> [N, C, F, H, W]
     with torch.no_grad():
         latents = torch.cat(
             [vae.encode(pixels[i : i + 16]).latent_dist.mode() for i in range(0, len(pixels), 16)]

@@ -73,8 +73,10 @@ def encode_prompts(
 def latent_frame_count(pipe: CogVideoXPipeline, num_frames: int) -> int:
     """Latent frames of a `num_frames` video; ValueError unless the VAE round-trips that many frames.
 
-    The VAE compresses time by 4 (F_lat = (F - 1) // 4 + 1) and decodes latent frames in chunks of
-    2 after a first chunk of 3, so only an odd F_lat decodes back to F frames: (F - 1) % 8 == 0.
+    The VAE compresses time by its temporal factor t (4 in the released models: F_lat = (F - 1) // t + 1)
+    and decodes latent frames in chunks of 2 after a first chunk of 3, so only an odd F_lat decodes
+    back to F frames: (F - 1) % 2t == 0 ((F - 1) % 8 == 0 for the released models, any odd F for
+    the world generator's t = 1).
     """
     factor = pipe.vae_scale_factor_temporal
     chunk = factor * pipe.vae.num_latent_frames_batch_size
@@ -193,7 +195,8 @@ def encode_videos_to_latents(pipe: CogVideoXPipeline, videos: torch.Tensor) -> t
     """Videos float [B, F, C, H, W] in [0, 1] -> scaled latents [B, F_lat, C_lat, h, w] (float32, on CPU).
 
     Uses the posterior's mode, not a sample, so the same video always gives the same latents
-    (cacheable; the CogVideoX posterior's variance is tiny anyway). F must satisfy (F - 1) % 8 == 0.
+    (cacheable; the CogVideoX posterior's variance is tiny anyway). F must be a frame count that
+    `latent_frame_count` accepts ((F - 1) % 8 == 0 for the released models).
     """
     if videos.ndim != 5:
         raise ValueError(f"videos of shape {tuple(videos.shape)}: expected [B, F, C, H, W]")
