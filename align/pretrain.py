@@ -417,8 +417,8 @@ def pretrain(config: PretrainConfig, argv: list[str] | None = None) -> Path:
             0, len(vae_pixels), (config.vae_batch_size,), generator=_generator(config, "vae", step)
         )
         posterior = vae.encode(vae_pixels[index]).latent_dist
-        sample = _generator(config, "vae", -step - 1)
-        z = posterior.mode() if config.vae_decode_mean else posterior.sample(sample)
+        noise = _generator(config, "vae", -step - 1)  # the posterior sample's own stream
+        z = posterior.mode() if config.vae_decode_mean else posterior.sample(noise)
         error = vae.decode(z).sample - vae_pixels[index]
         reconstruction = (weights[index] * (error**2 + config.vae_l1_weight * error.abs())).mean()
         return reconstruction + config.kl_weight * posterior.kl().mean() / math.prod(posterior.mean.shape[1:])
