@@ -10,9 +10,10 @@ The rest of `align` sees videos as float `[B, F, C, H, W]` in [0, 1] and latents
 - **Frame counts.** The VAE compresses time by 4 (keeping the first frame): `F` frames become
   `F_lat = (F - 1) // 4 + 1` latent frames, and it decodes latent frames in chunks of two after a
   first chunk of three, so only an odd `F_lat` decodes back to `F` frames: `(F - 1) % 8 == 0`
-  (9, 17, 25, ..., 49; 13 frames would decode to 16). A VAE built with no temporal compression
-  (the world generator's) keeps every frame, so any odd `F` works. Height and width must divide by the VAE's
-  spatial factor (8) times the transformer's patch size (2), i.e. by 16.
+  (9, 17, 25, ..., 49; 13 frames would decode to 16). A VAE that compresses time by t instead
+  needs `(F - 1) % 2t == 0` (the world generator: t = 2, 9 frames; the sharp-VAE recipe: t = 1,
+  any odd `F`). Height and width must divide by the VAE's spatial factor (8) times the
+  transformer's patch size (2), i.e. by 16.
 - **One generator per candidate.** `CogVideoXPipeline` ignores `num_videos_per_prompt`; N
   candidates are the prompt repeated N times with a list of N seeded `torch.Generator`s. The
   initial noise of each row comes from its own generator, so a seed gives the same video alone or

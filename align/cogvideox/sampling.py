@@ -75,8 +75,8 @@ def latent_frame_count(pipe: CogVideoXPipeline, num_frames: int) -> int:
 
     The VAE compresses time by its temporal factor t (4 in the released models: F_lat = (F - 1) // t + 1)
     and decodes latent frames in chunks of 2 after a first chunk of 3, so only an odd F_lat decodes
-    back to F frames: (F - 1) % 2t == 0 ((F - 1) % 8 == 0 for the released models, any odd F for
-    the world generator's t = 1).
+    back to F frames: (F - 1) % 2t == 0 ((F - 1) % 8 == 0 for the released models, % 4 for the
+    world generator's t = 2, any odd F for the sharp-VAE recipe's t = 1).
     """
     factor = pipe.vae_scale_factor_temporal
     chunk = factor * pipe.vae.num_latent_frames_batch_size
