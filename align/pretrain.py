@@ -28,6 +28,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import sys
@@ -174,6 +175,10 @@ class PretrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.object_margin < 0 or self.vae_l1_weight < 0:
+            raise ValueError(
+                f"object_margin and vae_l1_weight must be >= 0, got {self.object_margin} and {self.vae_l1_weight}"
+            )
 
 
 def off_palette_color(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -405,14 +410,19 @@ def pretrain(config: PretrainConfig, argv: list[str] | None = None) -> Path:
     tokenizer, vae, transformer, text_encoder, scheduler = _models(config)
 
     # Stage 1: the VAE on pixels in [-1, 1] (diffusers' convention), [B, C, F, H, W] layout.
-    vae_videos, vae_masks = videos, masks
-    if config.vae_off_palette:
-        recolored, recolored_masks, _ = render_training_clips(config, off_palette=True)
-        vae_videos, vae_masks = torch.cat([videos, recolored]), torch.cat([masks, recolored_masks])
-    vae_pixels = vae_videos.permute(0, 2, 1, 3, 4) * 2 - 1  # [N, F, C, H, W] -> [N, C, F, H, W]
-    weights = _pixel_weights(vae_masks, config.object_weight, config.object_margin)  # [N, 1, F, H, W]
+    @functools.cache
+    def vae_data() -> tuple[torch.Tensor, torch.Tensor]:
+        """(pixels [N', C, F, H, W], loss weights [N', 1, F, H, W]), built at the stage's first step:
+        a resumed run whose VAE is done does not render the off-palette clips."""
+        vae_videos, vae_masks = videos, masks
+        if config.vae_off_palette:
+            recolored, recolored_masks, _ = render_training_clips(config, off_palette=True)
+            vae_videos, vae_masks = torch.cat([videos, recolored]), torch.cat([masks, recolored_masks])
+        vae_pixels = vae_videos.permute(0, 2, 1, 3, 4) * 2 - 1  # [N', F, C, H, W] -> [N', C, F, H, W]
+        return vae_pixels, _pixel_weights(vae_masks, config.object_weight, config.object_margin)
 
     def vae_loss(step: int) -> torch.Tensor:
+        vae_pixels, weights = vae_data()
         index = torch.randint(
             0, len(vae_pixels), (config.vae_batch_size,), generator=_generator(config, "vae", step)
         )

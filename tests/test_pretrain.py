@@ -121,6 +121,8 @@ def test_bad_sizes_are_refused():
         PretrainConfig(num_frames=8)
     with pytest.raises(ValueError, match="multiples of 8"):
         PretrainConfig(height=36)
+    with pytest.raises(ValueError, match="object_margin and vae_l1_weight must be >= 0, got -1 and 0.0"):
+        PretrainConfig(object_margin=-1)
 
 
 # --- The committed world generator ("world"): what made it, that it loads, what it draws ----------------
@@ -190,7 +192,7 @@ def _vae_reads_back(pipeline_dir, split: str) -> float:
 
 @pytest.mark.slow
 def test_the_sharp_vae_recipe_draws_shapes_in_colors_it_never_saw_them_in(tmp_path):
-    """configs/generator/world-sharp-vae.yaml's VAE (~20 min with one transformer step): its
+    """configs/generator/world-sharp-vae.yaml's VAE (~25 min with one transformer step): its
     reconstructions keep the shape for the train captions and for the test captions' color-shape
     pairs, which reached the VAE in no color (the committed world VAE: about 0.5 on those)."""
     recipe = "configs/generator/world-sharp-vae.yaml"
