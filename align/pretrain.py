@@ -134,6 +134,13 @@ class PretrainConfig:
         default="constant",
         metadata={"help": "Transformer learning rate over steps: constant | cosine (to 0)."},
     )
+    lr_decay_start: int = field(
+        default=0,
+        metadata={
+            "help": "With lr_schedule=cosine, the step the decay starts from (constant before it), so a run "
+            "trained at a constant rate can be continued into its decay and still equal one run of the recipe."
+        },
+    )
     ema_decay: float = field(
         default=0.0,
         metadata={
@@ -173,6 +180,8 @@ class PretrainConfig:
             raise ValueError("heads x head_dim must be a multiple of 16 (CogVideoX's 3D sin-cos positions)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 <= self.lr_decay_start < self.steps:
+            raise ValueError(f"lr_decay_start must be in [0, steps={self.steps}), got {self.lr_decay_start}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.object_margin < 0 or self.vae_l1_weight < 0:
@@ -267,14 +276,17 @@ def _generator(config: PretrainConfig, stage: str, step: int) -> torch.Generator
     return torch.Generator().manual_seed((config.seed * 1000 + _STAGE_SEED[stage]) * 1_000_003 + step)
 
 
-def _lr_factor(schedule: str, step: int, steps: int) -> float:
-    """The learning rate's multiplier at `step` of `steps`: 1, or a cosine from 1 down to 0."""
-    return 1.0 if schedule == "constant" else 0.5 * (1 + math.cos(math.pi * step / steps))
+def _lr_factor(schedule: str, step: int, steps: int, decay_start: int = 0) -> float:
+    """The learning rate's multiplier at `step` of `steps`: 1, or 1 until `decay_start` and then a cosine
+    down to 0 at `steps`: 0.5 * (1 + cos(pi * (step - decay_start) / (steps - decay_start)))."""
+    if schedule == "constant" or step < decay_start:
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (step - decay_start) / (steps - decay_start)))
 
 
 def _run_stage(
-    config, stage, modules, params, lr, steps, loss_of_step, out: Path, *, schedule="constant", ema_decay=0.0
-) -> None:
+    config, stage, modules, params, lr, steps, loss_of_step, out: Path, *, schedule="constant", decay_start=0, ema_decay=0.0
+) -> None:  # fmt: skip
     """Train `modules` for `steps` steps (resuming from the stage's checkpoint); `loss_of_step(step)` -> loss.
 
     The learning rate is a function of the step (`schedule`), so a resumed run continues it exactly.
@@ -310,7 +322,7 @@ def _run_stage(
     progress = tqdm(range(start, steps), desc=f"pretrain {stage}", initial=start, total=steps)
     for step in progress:
         for group in optimizer.param_groups:
-            group["lr"] = lr * _lr_factor(schedule, step, steps)
+            group["lr"] = lr * _lr_factor(schedule, step, steps, decay_start)
         loss = loss_of_step(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -470,7 +482,7 @@ def pretrain(config: PretrainConfig, argv: list[str] | None = None) -> Path:
     modules = {"transformer": transformer, "text_encoder": text_encoder}
     _run_stage(
         config, "transformer", modules, params, config.learning_rate, config.steps, transformer_loss, out,
-        schedule=config.lr_schedule, ema_decay=config.ema_decay,
+        schedule=config.lr_schedule, decay_start=config.lr_decay_start, ema_decay=config.ema_decay,
     )  # fmt: skip
     _plot_losses(out)
 

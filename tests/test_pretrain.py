@@ -19,6 +19,7 @@ from align.pretrain import (
     PROVENANCE_FILE,
     PretrainConfig,
     _latent_weights,
+    _lr_factor,
     _pixel_weights,
     off_palette_color,
     pretrain,
@@ -79,6 +80,15 @@ def test_pretrain_is_deterministic_and_resumes(tmp_path):
     assert resumed[-2:] == full[-2:]
 
 
+def test_the_learning_rate_is_constant_until_its_decay_starts_then_a_cosine_to_zero():
+    assert _lr_factor("constant", 9, 10) == 1.0
+    assert _lr_factor("cosine", 0, 10) == 1.0 and _lr_factor("cosine", 5, 10) == pytest.approx(0.5)
+    # decay from step 6 of 10: 1 until then; at step 9, 0.5 * (1 + cos(3 pi / 4)) = 0.1464
+    assert [_lr_factor("cosine", s, 10, decay_start=6) for s in (0, 5, 6)] == [1.0, 1.0, 1.0]
+    assert _lr_factor("cosine", 8, 10, 6) == pytest.approx(0.5)
+    assert _lr_factor("cosine", 9, 10, 6) == pytest.approx(0.1464, abs=1e-4)
+
+
 def test_off_palette_colors_keep_away_from_the_palette_and_are_seeded():
     colors = [off_palette_color(np.random.default_rng(i)) for i in range(200)]
     taken = np.array([*COLORS.values(), BACKGROUND], dtype=np.float64)
@@ -123,6 +133,8 @@ def test_bad_sizes_are_refused():
         PretrainConfig(height=36)
     with pytest.raises(ValueError, match="object_margin and vae_l1_weight must be >= 0, got -1 and 0.0"):
         PretrainConfig(object_margin=-1)
+    with pytest.raises(ValueError, match=r"lr_decay_start must be in \[0, steps=100\), got 100"):
+        PretrainConfig(steps=100, lr_decay_start=100)
 
 
 # --- The committed world generator ("world"): what made it, that it loads, what it draws ----------------
