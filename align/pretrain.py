@@ -182,6 +182,10 @@ class PretrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 <= self.lr_decay_start < self.steps:
             raise ValueError(f"lr_decay_start must be in [0, steps={self.steps}), got {self.lr_decay_start}")
+        if self.lr_decay_start and self.lr_schedule != "cosine":
+            raise ValueError(
+                f"lr_decay_start={self.lr_decay_start} needs lr_schedule=cosine (a constant rate never decays)"
+            )
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.object_margin < 0 or self.vae_l1_weight < 0:
@@ -285,7 +289,8 @@ def _lr_factor(schedule: str, step: int, steps: int, decay_start: int = 0) -> fl
 
 
 def _run_stage(
-    config, stage, modules, params, lr, steps, loss_of_step, out: Path, *, schedule="constant", decay_start=0, ema_decay=0.0
+    config, stage, modules, params, lr, steps, loss_of_step, out: Path, *,
+    schedule="constant", decay_start=0, ema_decay=0.0
 ) -> None:  # fmt: skip
     """Train `modules` for `steps` steps (resuming from the stage's checkpoint); `loss_of_step(step)` -> loss.
 
