@@ -17,6 +17,10 @@ pixels only). Methods:
 - `reward_gradient`: budget / prompts per step steps of reward backpropagation
   (configs/align/world-reward-gradient.yaml).
 
+Recipes are `configs/align/world-<method>.yaml`; `overrides` (`--overrides dpo.learning_rate=1e-4`)
+changes one method's recipe for a validation sweep (with `--eval_seeds` other than the report's and
+`--test_prompts synthetic:validation`, and a folder per setting: a rerun skips finished methods).
+
 Outputs under `out`: `<method>/` (its training run), `<method>/eval-<split>/` (mp4 + samples.jsonl,
 re-measurable by anyone), `results.json` (rewritten after each method, so a rerun skips finished
 ones), `table.md` and `strips.png` (base and each method, the same prompts and seeds).
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import yaml
 
 from align.checker import QUALITY_MEASURES, check_samples, plot_strips
 from reward.files import atomic_write, write_json
@@ -47,6 +52,10 @@ RECIPES = {
     "reward_gradient": "configs/align/world-reward-gradient.yaml",
 }
 RESULTS = "results.json"
+# Fields compare sets itself (`overrides` may not): the base, seed and folders of every run, and the
+# step count of the online methods, which their share of the budget decides.
+_SET_BY_COMPARE = ("generator", "seed", "output_dir", "data")
+_SET_BY_BUDGET = {"grpo": "steps", "reward_gradient": "steps"}
 
 
 @dataclass
@@ -84,6 +93,13 @@ class CompareConfig:
     steps: int = field(default=50, metadata={"help": "Denoising steps of every sample."})
     guidance: float = field(default=3.0, metadata={"help": "Classifier-free guidance of every sample."})
     seed: int = field(default=0, metadata={"help": "Seed of the training runs."})
+    overrides: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Recipe changes, METHOD.FIELD=VALUE (e.g. dpo.learning_rate=1e-4; VALUE read as YAML), "
+            "applied over configs/align/world-<method>.yaml: how a validation sweep tries a setting."
+        },
+    )
     batch_size: int = field(
         default=64,
         metadata={
@@ -96,10 +112,48 @@ class CompareConfig:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"methods {unknown} unknown; choose from {METHODS}")
+        self.parsed_overrides()  # a malformed one fails before any method runs
         if self.budget < 1 or self.rounds < 1 or self.batch_size < 1:
             raise ValueError(
                 f"budget, rounds and batch_size must be >= 1, got {self.budget}, {self.rounds}, {self.batch_size}"
             )
+
+    def parsed_overrides(self) -> dict[str, dict[str, object]]:
+        """{method: {field: value}} from `overrides`; an unknown method or field is refused by name."""
+        from align.config import AlignConfig
+
+        fields = {f.name for f in dataclasses.fields(AlignConfig)}
+        parsed: dict[str, dict[str, object]] = {}
+        for item in self.overrides:
+            target, sep, value = item.partition("=")
+            method, dot, name = target.partition(".")
+            if not sep or not dot:
+                raise ValueError(
+                    f"override {item!r}: expected METHOD.FIELD=VALUE, e.g. dpo.learning_rate=1e-4"
+                )
+            if method not in RECIPES:
+                raise ValueError(
+                    f"override {item!r}: {method!r} has no recipe; choose from {sorted(RECIPES)}"
+                )
+            if name not in fields:
+                raise ValueError(f"override {item!r}: {name!r} is not a field of align's config")
+            if name in _SET_BY_COMPARE or _SET_BY_BUDGET.get(method) == name:
+                raise ValueError(
+                    f"override {item!r}: compare sets {name} itself (--budget, --seed, --out, --generator)"
+                )
+            parsed.setdefault(method, {})[name] = _yaml_value(value)
+        return parsed
+
+
+def _yaml_value(text: str) -> object:
+    """A command-line value as YAML reads it, except that 1e-4 is a number (YAML 1.1 wants 1.0e-4)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _prompts(config: CompareConfig) -> dict[str, list[str]]:
@@ -116,6 +170,7 @@ def _align_config(config: CompareConfig, method: str, **overrides):
     (recipe,) = config_parser().parse_args_and_config(["--config", str(resolve_config(RECIPES[method]))])
     if config.offline_steps and method in ("dpo", "rwr", "online_dpo"):
         overrides["steps"] = config.offline_steps
+    overrides.update(config.parsed_overrides().get(method, {}))
     return dataclasses.replace(recipe, generator=config.generator, seed=config.seed,
                                output_dir=str(Path(config.out) / method), **overrides)  # fmt: skip
 

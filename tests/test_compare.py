@@ -38,3 +38,23 @@ def test_a_reward_without_gradients_is_refused_before_any_method_runs(tmp_path):
     with pytest.raises(ValueError, match="rule:check' is measured on hard masks and has no gradient"):
         run_comparison(config)
     assert not (tmp_path / "c").exists()
+
+
+def test_overrides_change_one_methods_recipe_and_bad_ones_are_refused(tmp_path):
+    from align.experiment import _align_config
+
+    shipped = _align_config(CompareConfig(generator="tiny", out=str(tmp_path / "c")), "dpo")
+    config = CompareConfig(generator="tiny", out=str(tmp_path / "c"),
+                           overrides=["dpo.learning_rate=5e-5", "dpo.beta=1000", "grpo.grpo_clip_range=0.001"])  # fmt: skip
+    dpo, online = _align_config(config, "dpo"), _align_config(config, "online_dpo")
+    assert (dpo.learning_rate, dpo.beta) == (5e-5, 1000) != (shipped.learning_rate, shipped.beta)
+    # online DPO reads the same recipe file, but the overrides named dpo only
+    assert online.learning_rate == shipped.learning_rate
+    assert _align_config(config, "grpo").grpo_clip_range == 0.001
+    for bad, message in [("dpo.learning_rate", "expected METHOD.FIELD=VALUE"),
+                         ("best_of_n.learning_rate=1", "'best_of_n' has no recipe"),
+                         ("dpo.lr=1", "'lr' is not a field"),
+                         ("grpo.steps=3", "compare sets steps itself"),
+                         ("dpo.generator=tiny", "compare sets generator itself")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            CompareConfig(overrides=[bad])

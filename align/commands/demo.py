@@ -23,8 +23,8 @@ from reward.recipes import resolve_config
 
 __all__ = ["main"]
 
-# The methods of the before/after table, and a budget of reward queries that keeps the demo
-# near 15 minutes on 2 CPU cores (8 per training caption; `clevereward compare` defaults to 16).
+# The methods of the before/after table, and a budget of reward queries that keeps the demo within
+# 20 minutes on 2 CPU cores (17.5 measured; 8 per training caption, `clevereward compare` defaults to 16).
 DEMO_METHODS = ("best_of_n", "dpo", "rwr", "online_dpo")
 DEMO_BUDGET = 224
 # The world generator's prompt accuracy is the same at 25, 50 and 100 denoising steps (docs/generators.md).
