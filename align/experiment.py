@@ -53,9 +53,8 @@ RECIPES = {
 }
 RESULTS = "results.json"
 # Fields compare sets itself (`overrides` may not): the base, seed and folders of every run, and the
-# step count of the online methods, which their share of the budget decides.
-_SET_BY_COMPARE = ("generator", "seed", "output_dir", "data")
-_SET_BY_BUDGET = {"grpo": "steps", "reward_gradient": "steps"}
+# step count (the budget's share for the online methods, `offline_steps` for the others).
+_SET_BY_COMPARE = ("generator", "seed", "output_dir", "data", "steps")
 
 
 @dataclass
@@ -137,9 +136,10 @@ class CompareConfig:
                 )
             if name not in fields:
                 raise ValueError(f"override {item!r}: {name!r} is not a field of align's config")
-            if name in _SET_BY_COMPARE or _SET_BY_BUDGET.get(method) == name:
+            if name in _SET_BY_COMPARE:
                 raise ValueError(
-                    f"override {item!r}: compare sets {name} itself (--budget, --seed, --out, --generator)"
+                    f"override {item!r}: compare sets {name} itself "
+                    "(--budget, --offline_steps, --seed, --out, --generator)"
                 )
             parsed.setdefault(method, {})[name] = _yaml_value(value)
         return parsed

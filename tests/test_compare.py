@@ -55,6 +55,7 @@ def test_overrides_change_one_methods_recipe_and_bad_ones_are_refused(tmp_path):
                          ("best_of_n.learning_rate=1", "'best_of_n' has no recipe"),
                          ("dpo.lr=1", "'lr' is not a field"),
                          ("grpo.steps=3", "compare sets steps itself"),
+                         ("dpo.steps=3", "compare sets steps itself"),
                          ("dpo.generator=tiny", "compare sets generator itself")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):
             CompareConfig(overrides=[bad])
