@@ -52,9 +52,10 @@ RECIPES = {
     "reward_gradient": "configs/align/world-reward-gradient.yaml",
 }
 RESULTS = "results.json"
-# Fields compare sets itself (`overrides` may not): the base, seed and folders of every run, and the
-# step count (the budget's share for the online methods, `offline_steps` for the others).
-_SET_BY_COMPARE = ("generator", "seed", "output_dir", "data", "steps")
+# Fields compare sets itself (`overrides` may not): the base, seed and folders of every run, the one
+# reward and the training prompts every method gets (a method's own would be ignored), and the step
+# count (the budget's share for the online methods, `offline_steps` for the others).
+_SET_BY_COMPARE = ("generator", "seed", "output_dir", "data", "reward", "online_prompts", "steps")
 
 
 @dataclass
@@ -139,8 +140,10 @@ class CompareConfig:
             if name in _SET_BY_COMPARE:
                 raise ValueError(
                     f"override {item!r}: compare sets {name} itself "
-                    "(--budget, --offline_steps, --seed, --out, --generator)"
+                    "(--budget, --offline_steps, --seed, --out, --generator, --reward, --train_prompts)"
                 )
+            if name in parsed.get(method, {}):
+                raise ValueError(f"override {item!r}: {method}.{name} given twice")
             parsed.setdefault(method, {})[name] = _yaml_value(value)
         return parsed
 

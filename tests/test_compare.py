@@ -56,6 +56,9 @@ def test_overrides_change_one_methods_recipe_and_bad_ones_are_refused(tmp_path):
                          ("dpo.lr=1", "'lr' is not a field"),
                          ("grpo.steps=3", "compare sets steps itself"),
                          ("dpo.steps=3", "compare sets steps itself"),
-                         ("dpo.generator=tiny", "compare sets generator itself")]:  # fmt: skip
+                         ("dpo.generator=tiny", "compare sets generator itself"),
+                         ("grpo.reward=rule:motion", "compare sets reward itself")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):
             CompareConfig(overrides=[bad])
+    with pytest.raises(ValueError, match="dpo.beta given twice"):
+        CompareConfig(overrides=["dpo.beta=10", "dpo.beta=20"])
