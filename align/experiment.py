@@ -122,7 +122,7 @@ class CompareConfig:
         """{method: {field: value}} from `overrides`; an unknown method or field is refused by name."""
         from align.config import AlignConfig
 
-        fields = {f.name for f in dataclasses.fields(AlignConfig)}
+        fields = {f.name: f for f in dataclasses.fields(AlignConfig)}
         parsed: dict[str, dict[str, object]] = {}
         for item in self.overrides:
             target, sep, value = item.partition("=")
@@ -144,8 +144,24 @@ class CompareConfig:
                 )
             if name in parsed.get(method, {}):
                 raise ValueError(f"override {item!r}: {method}.{name} given twice")
-            parsed.setdefault(method, {})[name] = _yaml_value(value)
+            parsed.setdefault(method, {})[name] = _typed_value(item, _yaml_value(value), fields[name])
         return parsed
+
+
+def _typed_value(item: str, value: object, spec: dataclasses.Field) -> object:
+    """`value` if it has the type of the field's default (an int where a float is expected becomes one),
+    else an error naming the override: a string learning rate would otherwise fail deep inside a run."""
+    default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+    if default is None or value is None:
+        return value  # optional fields: any YAML value, checked by the recipe itself
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not type(default):
+        raise ValueError(
+            f"override {item!r}: {spec.name} takes a {type(default).__name__} (its default is {default!r}), "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return value
 
 
 def _yaml_value(text: str) -> object:
@@ -166,13 +182,17 @@ def _prompts(config: CompareConfig) -> dict[str, list[str]]:
     return {"train": train, "train_heldout": train, "test": prompts_from(config.test_prompts)}
 
 
-def _align_config(config: CompareConfig, method: str, **overrides):
-    from align.config import config_parser
+def _align_config(config: CompareConfig, method: str):
+    """`method`'s recipe with compare's settings and the method's `overrides` (its checks run here)."""
+    from align.config import ONLINE_ALGORITHMS, config_parser
     from reward.recipes import resolve_config
 
     (recipe,) = config_parser().parse_args_and_config(["--config", str(resolve_config(RECIPES[method]))])
+    overrides = {}
     if config.offline_steps and method in ("dpo", "rwr", "online_dpo"):
         overrides["steps"] = config.offline_steps
+    if recipe.algorithm in ONLINE_ALGORITHMS:  # they query the one reward while they train
+        overrides["reward"] = config.reward
     overrides.update(config.parsed_overrides().get(method, {}))
     return dataclasses.replace(recipe, generator=config.generator, seed=config.seed,
                                output_dir=str(Path(config.out) / method), **overrides)  # fmt: skip
@@ -249,13 +269,13 @@ def _train(method: str, config: CompareConfig, reward, prompts: dict) -> tuple[o
         load_lora(pipe.transformer, Path(config.out) / method / f"round-{len(records)}" / "train" / LORA_DIR)
         return pipe, n * len(train_prompts) * config.rounds
     if method == "grpo":
-        align_config = _align_config(config, "grpo", reward=config.reward)
+        align_config = _align_config(config, "grpo")
         per_step = align_config.online_prompts_per_step * align_config.grpo_group_size
         align_config = dataclasses.replace(align_config, steps=max(1, config.budget // per_step))
         pipe = build_pipeline(align_config)
         train_grpo(align_config, pipe, reward=reward, prompts=train_prompts)
         return pipe, align_config.steps * per_step
-    align_config = _align_config(config, "reward_gradient", reward=config.reward)
+    align_config = _align_config(config, "reward_gradient")
     align_config = dataclasses.replace(
         align_config, steps=max(1, config.budget // align_config.online_prompts_per_step)
     )
@@ -272,6 +292,8 @@ def run_comparison(config: CompareConfig, log=print) -> dict:
 
     if "reward_gradient" in config.methods:
         differentiable_reward(config.reward)  # refuses a reward without gradients before any method runs
+    for method in RECIPES.keys() & set(config.methods):
+        _align_config(config, method)  # a recipe that an override breaks fails before any method runs
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads((out / RESULTS).read_text()) if (out / RESULTS).is_file() else {"methods": {}}
