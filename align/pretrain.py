@@ -130,6 +130,13 @@ class PretrainConfig:
     batch_size: int = field(default=32, metadata={"help": "Clips per transformer step."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Transformer + T5 AdamW learning rate."})
     empty_prompt_rate: float = field(default=0.1, metadata={"help": "Share of empty prompts (for guidance)."})
+    word_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of training captions that lose their color word or their shape word (each half the "
+            "time), so each word alone must carry its attribute and colors stop implying the shapes they came with."
+        },
+    )
     lr_schedule: str = field(
         default="constant",
         metadata={"help": "Transformer learning rate over steps: constant | cosine (to 0)."},
@@ -186,6 +193,8 @@ class PretrainConfig:
             raise ValueError(
                 f"lr_decay_start={self.lr_decay_start} needs lr_schedule=cosine (a constant rate never decays)"
             )
+        if not 0 <= self.word_dropout <= 1:
+            raise ValueError(f"word_dropout must be in [0, 1], got {self.word_dropout}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.object_margin < 0 or self.vae_l1_weight < 0:
@@ -232,6 +241,14 @@ def render_training_clips(
     videos = resample_videos(torch.stack(clips), config.num_frames, size)  # [N, F, C, H, W]
     masks = resample_videos(torch.stack(masks), config.num_frames, size).clamp(0, 1)  # [N, F, 1, H, W]
     return videos, masks, names
+
+
+def _drop_word(caption: str, attribute: str) -> str:
+    """The caption without the word naming `attribute` ("a red square moving up", "color" -> "a square moving up")."""
+    from reward.synthetic import parse_caption
+
+    word = parse_caption(caption)[("color", "shape").index(attribute)]  # (color, shape, direction)
+    return " ".join(w for w in caption.split() if w != word)
 
 
 def _models(config: PretrainConfig):
@@ -467,14 +484,27 @@ def pretrain(config: PretrainConfig, argv: list[str] | None = None) -> Path:
     # The object covers a few percent of the latents; weighting them up is what makes the
     # transformer learn its shape rather than only the background (a blob passes the loss).
     latent_weights = _latent_weights(masks, latents.shape, config.latent_object_weight)  # [N, F, 1, h, w]
-    tokens = tokenizer(list(captions), padding="max_length", max_length=transformer.config.max_text_seq_length,
-                       truncation=True, return_tensors="pt").input_ids  # fmt: skip
-    empty = tokenizer([""], padding="max_length", max_length=tokens.shape[1], return_tensors="pt").input_ids
+
+    def tokenize(texts: list[str]) -> torch.Tensor:
+        return tokenizer(texts, padding="max_length", max_length=transformer.config.max_text_seq_length,
+                         truncation=True, return_tensors="pt").input_ids  # fmt: skip
+
+    tokens = tokenize(list(captions))  # [N, L]
+    empty = tokenize([""])  # [1, L]
+    # [2, N, L]: each caption without its color word, and without its shape word
+    partial = torch.stack(
+        [tokenize([_drop_word(c, attribute) for c in captions]) for attribute in ("color", "shape")]
+    )
 
     def transformer_loss(step: int) -> torch.Tensor:
         gen = _generator(config, "transformer", step)
         index = torch.randint(0, len(latents), (config.batch_size,), generator=gen)
         ids = tokens[index].clone()
+        if config.word_dropout:  # its own stream: without it, every batch is what it always was
+            words = _generator(config, "transformer", -step - 1)
+            dropped = torch.rand(config.batch_size, generator=words) < config.word_dropout
+            which = torch.randint(0, 2, (config.batch_size,), generator=words)
+            ids[dropped] = partial[which[dropped], index[dropped]]
         ids[torch.rand(config.batch_size, generator=gen) < config.empty_prompt_rate] = empty[0]
         x0 = latents[index]
         noise = torch.randn(x0.shape, generator=gen)

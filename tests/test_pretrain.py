@@ -18,6 +18,7 @@ from align.pretrain import (
     PIPELINE_DIR,
     PROVENANCE_FILE,
     PretrainConfig,
+    _drop_word,
     _latent_weights,
     _lr_factor,
     _pixel_weights,
@@ -78,6 +79,20 @@ def test_pretrain_is_deterministic_and_resumes(tmp_path):
     pretrain(config(tmp_path / "c"))
     full, resumed = _losses(tmp_path / "a"), _losses(tmp_path / "c")
     assert resumed[-2:] == full[-2:]
+
+
+def test_word_dropout_leaves_out_one_attribute_word_and_only_changes_the_transformer_stage(tmp_path):
+    assert _drop_word("a red square moving up", "color") == "a square moving up"
+    assert _drop_word("a red square moving up", "shape") == "a red moving up"
+    quick = dict(clips_per_caption=1, vae_steps=2, vae_batch_size=2, steps=3, batch_size=8, log_steps=1)
+    for name, rate in (("plain", 0.0), ("a", 0.5), ("b", 0.5)):
+        pretrain(PretrainConfig(output_dir=str(tmp_path / name), word_dropout=rate, **quick))
+    plain, a, b = (_losses(tmp_path / name) for name in ("plain", "a", "b"))
+    assert a == b  # seeded: the dropped words are a function of the step
+    assert a[:2] == plain[:2]  # the VAE stage is the same
+    assert a[2][2] != plain[2][2]  # the same clips, noise and timesteps, other captions
+    with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\], got 1.5"):
+        PretrainConfig(word_dropout=1.5)
 
 
 def test_the_learning_rate_is_constant_until_its_decay_starts_then_a_cosine_to_zero():
