@@ -152,7 +152,7 @@ def _typed_value(item: str, value: object, spec: dataclasses.Field) -> object:
     """`value` if it has the type of the field's default (an int where a float is expected becomes one),
     else an error naming the override: a string learning rate would otherwise fail deep inside a run."""
     default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
-    if default is None or value is None:
+    if default is None:
         return value  # optional fields: any YAML value, checked by the recipe itself
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

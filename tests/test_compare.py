@@ -64,6 +64,8 @@ def test_overrides_change_one_methods_recipe_and_bad_ones_are_refused(tmp_path):
         CompareConfig(overrides=["dpo.beta=10", "dpo.beta=20"])
     with pytest.raises(ValueError, match="learning_rate takes a float .* got str 'fast'"):
         CompareConfig(overrides=["dpo.learning_rate=fast"])
+    with pytest.raises(ValueError, match="learning_rate takes a float .* got NoneType None"):
+        CompareConfig(overrides=["dpo.learning_rate="])  # an empty value is YAML's null
     assert CompareConfig(overrides=["dpo.beta=1000"]).parsed_overrides()["dpo"]["beta"] == 1000.0
     # a value of the right type that the recipe refuses fails before anything runs, not when GRPO's turn comes
     config = CompareConfig(generator="tiny", reward="rule:motion", out=str(tmp_path / "late"),
