@@ -245,9 +245,11 @@ def render_training_clips(
 
 def _drop_word(caption: str, attribute: str) -> str:
     """The caption without the word naming `attribute` ("a red square moving up", "color" -> "a square moving up")."""
-    from reward.synthetic import parse_caption
+    from reward.synthetic import ATTRIBUTE_VALUES, parse_caption
 
-    word = parse_caption(caption)[("color", "shape").index(attribute)]  # (color, shape, direction)
+    word = parse_caption(caption)[
+        tuple(ATTRIBUTE_VALUES).index(attribute)
+    ]  # both in (color, shape, direction) order
     return " ".join(w for w in caption.split() if w != word)
 
 
