@@ -247,9 +247,8 @@ def _drop_word(caption: str, attribute: str) -> str:
     """The caption without the word naming `attribute` ("a red square moving up", "color" -> "a square moving up")."""
     from reward.synthetic import ATTRIBUTE_VALUES, parse_caption
 
-    word = parse_caption(caption)[
-        tuple(ATTRIBUTE_VALUES).index(attribute)
-    ]  # both in (color, shape, direction) order
+    position = tuple(ATTRIBUTE_VALUES).index(attribute)  # parse_caption's order: color, shape, direction
+    word = parse_caption(caption)[position]
     return " ".join(w for w in caption.split() if w != word)
 
 
