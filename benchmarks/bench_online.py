@@ -36,7 +36,8 @@ def _world_pipeline(height: int, frames: int, vae_blocks: int):
     """A CogVideoXPipeline with the world generator's architecture (random weights), `height` px square."""
     from diffusers import CogVideoXPipeline
 
-    from align.pretrain import PretrainConfig, _models
+    from align.pretrain import _models
+    from align.pretrain_config import PretrainConfig
 
     channels = [16, 32, 64, 64][:vae_blocks]
     config = PretrainConfig(height=height, width=height, num_frames=frames, vae_channels=channels)

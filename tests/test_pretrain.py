@@ -17,7 +17,6 @@ from align.pretrain import (
     OFF_PALETTE_DISTANCE,
     PIPELINE_DIR,
     PROVENANCE_FILE,
-    PretrainConfig,
     _drop_word,
     _latent_weights,
     _lr_factor,
@@ -27,6 +26,7 @@ from align.pretrain import (
     render_training_clips,
 )
 from align.pretrain import main as pretrain_main
+from align.pretrain_config import PretrainConfig
 from reward.commands import config_parser
 from reward.synthetic import BACKGROUND, COLORS, dominant_color
 
