@@ -69,3 +69,15 @@ def test_the_wheel_lists_every_package():
         if info.ispkg
     } | {"reward", "align"}
     assert packages <= listed, sorted(packages - listed)
+
+
+# The development page's promise for `align`: a module a newcomer reads in one sitting.
+ALIGN_MODULE_LINES = 450
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if m.startswith("align.")])
+def test_align_modules_stay_short(name):
+    path = importlib.import_module(name).__file__
+    with open(path, encoding="utf-8") as f:
+        lines = sum(1 for _ in f)
+    assert lines <= ALIGN_MODULE_LINES, f"{path}: {lines} lines; split it (docs/development.md)"
