@@ -20,6 +20,7 @@ from align.pretrain import (
     _drop_word,
     _latent_weights,
     _lr_factor,
+    _models,
     _pixel_weights,
     off_palette_color,
     pretrain,
@@ -93,6 +94,19 @@ def test_word_dropout_leaves_out_one_attribute_word_and_only_changes_the_transfo
     assert a[2][2] != plain[2][2]  # the same clips, noise and timesteps, other captions
     with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\], got 1.5"):
         PretrainConfig(word_dropout=1.5)
+
+
+def test_without_text_layers_each_word_reaches_the_transformer_alone():
+    tokenizer, _, _, text_encoder, _ = _models(PretrainConfig(text_layers=0))
+    ids = tokenizer(
+        ["a yellow triangle moving left", "a red triangle moving up"], return_tensors="pt"
+    ).input_ids
+    embeddings = text_encoder(ids)[0]  # [2, L, D]
+    assert torch.equal(embeddings[0, 2], embeddings[1, 2])  # "triangle", whatever its color and direction
+    assert not torch.equal(embeddings[0, 1], embeddings[1, 1])  # "yellow" vs "red"
+    _, _, _, contextual, _ = _models(PretrainConfig())  # the 2-block T5 mixes the caption's words
+    mixed = contextual(ids)[0]
+    assert not torch.allclose(mixed[0, 2], mixed[1, 2])
 
 
 def test_the_learning_rate_is_constant_until_its_decay_starts_then_a_cosine_to_zero():
