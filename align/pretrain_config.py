@@ -151,6 +151,10 @@ class PretrainConfig:
             raise ValueError(
                 f"lr_decay_start={self.lr_decay_start} needs lr_schedule=cosine (a constant rate never decays)"
             )
+        if self.text_layers < 0:
+            raise ValueError(
+                f"text_layers must be >= 0 (0: no T5 blocks, each word's embedding alone), got {self.text_layers}"
+            )
         if not 0 <= self.word_dropout <= 1:
             raise ValueError(f"word_dropout must be in [0, 1], got {self.word_dropout}")
         if not 0 <= self.ema_decay < 1:

@@ -162,6 +162,8 @@ def test_bad_sizes_are_refused():
         PretrainConfig(height=36)
     with pytest.raises(ValueError, match="object_margin and vae_l1_weight must be >= 0, got -1 and 0.0"):
         PretrainConfig(object_margin=-1)
+    with pytest.raises(ValueError, match="text_layers"):
+        PretrainConfig(text_layers=-1)
     with pytest.raises(ValueError, match=r"lr_decay_start must be in \[0, steps=100\), got 100"):
         PretrainConfig(steps=100, lr_decay_start=100, lr_schedule="cosine")
     with pytest.raises(ValueError, match="lr_decay_start=50 needs lr_schedule=cosine"):
