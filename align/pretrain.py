@@ -347,9 +347,11 @@ def pretrain(config: PretrainConfig, argv: list[str] | None = None) -> Path:
 
     tokens = tokenize(list(captions))  # [N, L]
     empty = tokenize([""])  # [1, L]
-    # [2, N, L]: each caption without its color word, and without its shape word
-    partial = torch.stack(
-        [tokenize([_drop_word(c, attribute) for c in captions]) for attribute in ("color", "shape")]
+    # [2, N, L]: each caption without its color word, and without its shape word (only when used)
+    partial = (
+        torch.stack([tokenize([_drop_word(c, a) for c in captions]) for a in ("color", "shape")])
+        if config.word_dropout
+        else None
     )
 
     def transformer_loss(step: int) -> torch.Tensor:
